@@ -1,0 +1,85 @@
+"""The `likeness` command. Parses, calls the library, renders; no logic lives here.
+
+Each area registers its commands from `likeness.commands.<area>`; this module owns the
+root app and turns `LikenessError` into one line and an exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from likeness.commands import bench, faces, system
+from likeness.errors import LikenessError
+from likeness.ui import err_console, safe
+
+app = typer.Typer(
+    name="likeness",
+    help=(
+        "Make, mark and catch synthetic portrait videos.\n\n"
+        "Start with `likeness doctor` to see what is installed, then "
+        "`likeness models install` to fetch the face models."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(
+        False, "--debug", help="Show full tracebacks instead of one-line errors."
+    ),
+) -> None:
+    if debug:
+        os.environ["LIKENESS_DEBUG"] = "1"
+
+
+for _module in (system, faces, bench):
+    _module.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: every LikenessError becomes one line on stderr and its code."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except LikenessError as err:
+        if os.environ.get("LIKENESS_DEBUG"):
+            raise
+        err_console.print(f"[bold red]error:[/] {safe(err)}", soft_wrap=True)
+        return err.exit_code
+    except KeyboardInterrupt:
+        err_console.print("[bold red]interrupted[/]")
+        return 130
+    except SystemExit as exc:  # typer/click exit paths (--help, usage errors)
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    except Exception as err:  # click usage errors and the like
+        import click
+
+        if isinstance(err, click.exceptions.ClickException):
+            err.show()
+            return err.exit_code
+        if isinstance(err, click.exceptions.Abort):
+            err_console.print("[bold red]aborted[/]")
+            return 1
+        if os.environ.get("LIKENESS_DEBUG"):
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/] {safe(type(err).__name__)}: {safe(err)} "
+            "(run with --debug for the traceback)",
+            soft_wrap=True,
+        )
+        return 1
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

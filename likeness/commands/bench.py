@@ -1,0 +1,45 @@
+"""`likeness bench NAME`: benchmarks, each writing a JSON file of figures."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import typer
+
+from likeness.errors import InputError
+from likeness.ui import console, safe
+
+# name -> module under likeness.bench exposing run(out_dir: Path, quick: bool) -> Path
+BENCHMARKS = {
+    "faces": "Decode, face detection, mesh+iris and crop speed on a 512x512 clip.",
+    "watermark": "Watermark embed/detect speed, PSNR and robustness to attacks.",
+    "provenance": "C2PA sign/verify and store timings.",
+}
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("bench")
+    def bench_command(
+        name: str = typer.Argument(..., help=f"One of: {', '.join(BENCHMARKS)}."),
+        out_dir: Path = typer.Option(
+            Path("bench-results"), "-o", "--out", help="Folder for results."
+        ),
+        quick: bool = typer.Option(False, help="Fewer repetitions (for smoke runs)."),
+    ) -> None:
+        """Run a benchmark and write its JSON (and charts) into --out.
+
+        Figures are measured on this machine; compare ratios from one run, not absolute
+        times across machines.
+        """
+        if name not in BENCHMARKS:
+            raise InputError(f"unknown benchmark {name!r}: choose from {', '.join(BENCHMARKS)}")
+        try:
+            module = importlib.import_module(f"likeness.bench.{name}")
+        except ModuleNotFoundError as err:
+            raise InputError(
+                f"benchmark {name!r} is not available in this build ({err.name})"
+            ) from err
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = module.run(out_dir, quick=quick)
+        console.print(f"{name} benchmark written to {safe(path)}")

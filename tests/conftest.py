@@ -1,0 +1,60 @@
+"""Shared fixtures: the corpus (skipping when absent), face models, a face stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from likeness import config
+from likeness.bench.common import corpus_dir
+
+# Captured before any test points LIKENESS_HOME at a temporary folder.
+MODELS_ROOT = config.models_dir()
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    found = corpus_dir()
+    if found is None:
+        pytest.skip("../shared/corpus not found beside the checkout (set LIKENESS_CORPUS)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def models_root() -> Path:
+    from likeness.faces.models import missing_models
+
+    missing = missing_models(MODELS_ROOT)
+    if missing:
+        pytest.fail(
+            f"face models {missing} missing in {MODELS_ROOT}: run `likeness models install` "
+            "(make test does this)"
+        )
+    return MODELS_ROOT
+
+
+@pytest.fixture(scope="session")
+def face_stack(models_root: Path):
+    from likeness.faces import FaceStack
+
+    return FaceStack(models_root=models_root)
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut())
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh LIKENESS_HOME whose models folder points at the installed models."""
+    path = tmp_path / "home"
+    path.mkdir()
+    monkeypatch.setenv("LIKENESS_HOME", str(path))
+    if MODELS_ROOT.is_dir():
+        (path / "models").symlink_to(MODELS_ROOT, target_is_directory=True)
+    return path

@@ -1,0 +1,88 @@
+"""Small inputs the tests make for themselves: videos, broken files, hostile headers."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+
+def face_video(path: Path, base: np.ndarray, frames: int = 12, fps: int = 25, size: int = 256,
+               audio: bool = False) -> Path:  # fmt: skip
+    """A clip of `base` drifting slowly, written with PyAV directly (not our writer)."""
+    img = cv2.resize(base, (size, size), interpolation=cv2.INTER_AREA)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        a_stream = out.add_stream("aac", rate=44100) if audio else None
+        for i in range(frames):
+            m = np.float32([[1, 0, 2 * np.sin(i / 3)], [0, 1, 0]])
+            frame = cv2.warpAffine(img, m, (size, size), borderMode=cv2.BORDER_REFLECT)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+        if a_stream is not None:
+            _write_tone(out, a_stream, seconds=frames / fps)
+    return path
+
+
+def _write_tone(container, stream, seconds: float, rate: int = 44100) -> None:
+    samples = int(seconds * rate)
+    t = np.arange(samples) / rate
+    tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    chunk = stream.codec_context.frame_size or 1024
+    pts = 0
+    for start in range(0, samples, chunk):
+        block = tone[start : start + chunk][np.newaxis, :]
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(block), format="fltp", layout="mono"
+        )
+        frame.sample_rate = rate
+        frame.pts = pts
+        frame.time_base = Fraction(1, rate)
+        pts += block.shape[1]
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+
+
+def audio_only(path: Path, seconds: float = 1.0) -> Path:
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=44100)
+        _write_tone(out, stream, seconds)
+    return path
+
+
+def huge_png_header(path: Path, width: int = 20000, height: int = 20000) -> Path:
+    """A valid-looking PNG that claims 20000x20000 pixels but holds almost nothing."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 64)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def truncated_copy(src: Path, dst: Path) -> Path:
+    data = src.read_bytes()
+    dst.write_bytes(data[: len(data) // 2])
+    return dst
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert ok
+    return buf.tobytes()
