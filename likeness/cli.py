@@ -46,7 +46,8 @@ for _module in (system, faces, bench):
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: every LikenessError becomes one line on stderr and its code."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click hands back typer.Exit codes instead of exiting.
+        code = app(args=argv, standalone_mode=False)
     except LikenessError as err:
         if os.environ.get("LIKENESS_DEBUG"):
             raise
@@ -57,13 +58,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit as exc:  # typer/click exit paths (--help, usage errors)
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2
-    except Exception as err:  # click usage errors and the like
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
+    except Exception as err:
+        # Usage errors come from the click that typer vendors; recognise them by shape.
+        exit_code = getattr(err, "exit_code", None)
+        if callable(getattr(err, "show", None)) and isinstance(exit_code, int):
             err.show()
-            return err.exit_code
-        if isinstance(err, click.exceptions.Abort):
+            return exit_code
+        if type(err).__name__ == "Abort":
             err_console.print("[bold red]aborted[/]")
             return 1
         if os.environ.get("LIKENESS_DEBUG"):
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             soft_wrap=True,
         )
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def run() -> None:

@@ -249,18 +249,23 @@ def test_pose_follows_flip_and_in_plane_rotation(face_stack, astronaut):
 
 
 @pytest.mark.corpus
-def test_yaw_sign_on_a_turning_head(face_stack, corpus):
-    """lp-d13 turns its head: yaw spans both signs and flipping the frame negates it."""
+def test_yaw_follows_a_turning_head(face_stack, corpus):
+    """lp-d3 turns left and right: yaw spans both signs, agrees with where the nose sits
+    between the cheeks, and flipping the frame negates it."""
     from likeness.media import iter_frames
 
-    yaws = []
-    for frame in iter_frames(corpus / "videos" / "lp-d13.mp4", every=12):
-        faces = face_stack.analyze(frame.image)
-        if faces:
-            yaws.append(faces[0].pose.yaw)
-            flipped = face_stack.analyze(np.ascontiguousarray(frame.image[:, ::-1]))[0].pose.yaw
-            assert np.sign(flipped) != np.sign(yaws[-1]) or abs(yaws[-1]) < 5
-    assert max(yaws) - min(yaws) > 20
+    yaws, cues = [], []
+    for frame in iter_frames(corpus / "videos" / "lp-d3.mp4", every=15):
+        face = face_stack.analyze(frame.image)[0]
+        lm = face.landmarks
+        cheeks = (lm[234, 0] + lm[454, 0]) / 2
+        cues.append((lm[1, 0] - cheeks) / abs(lm[454, 0] - lm[234, 0]))
+        yaws.append(face.pose.yaw)
+        if abs(face.pose.yaw) > 8:
+            mirrored = face_stack.analyze(np.ascontiguousarray(frame.image[:, ::-1]))[0]
+            assert np.sign(mirrored.pose.yaw) == -np.sign(face.pose.yaw)
+    assert min(yaws) < -10 and max(yaws) > 10
+    assert np.corrcoef(yaws, cues)[0, 1] > 0.9
 
 
 # --- video tracking -------------------------------------------------------------------

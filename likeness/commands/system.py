@@ -93,7 +93,7 @@ def register(app: typer.Typer) -> None:
         table = Table(title=f"likeness {__version__} doctor", show_lines=False)
         table.add_column("check")
         table.add_column("status")
-        table.add_column("details")
+        table.add_column("details", overflow="fold")
         failed = False
         for name, ok, detail, required in checks:
             mark = (

@@ -23,8 +23,11 @@ from likeness.faces.litert import TFLiteModel
 from likeness.faces.types import (
     LEFT_EYE_INNER,
     LEFT_EYE_OUTER,
+    LEFT_EYE_RING,
+    NOSE_TIP,
     RIGHT_EYE_INNER,
     RIGHT_EYE_OUTER,
+    RIGHT_EYE_RING,
     Detection,
 )
 from likeness.faces.warp import warp_to_crop
@@ -64,6 +67,16 @@ def roi_from_landmarks(landmarks: np.ndarray) -> RotatedRect:
     c = centre + mid @ np.array([[cos, sin], [-sin, cos]])
     rect = RotatedRect(float(c[0]), float(c[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]), angle)
     return rect.squared().scaled(MESH_ROI_SCALE)
+
+
+def detection_from_landmarks(landmarks: np.ndarray, score: float) -> Detection:
+    """A BlazeFace-shaped detection for a tracked face, so boxes move with the mesh."""
+    lm = landmarks[:, :2]
+    keypoints = np.stack([
+        lm[list(RIGHT_EYE_RING)].mean(0), lm[list(LEFT_EYE_RING)].mean(0), lm[NOSE_TIP],
+        lm[[13, 14]].mean(0), lm[234], lm[454],
+    ])  # fmt: skip
+    return Detection(box=np.concatenate([lm.min(0), lm.max(0)]), score=score, keypoints=keypoints)
 
 
 class FaceMeshModel:

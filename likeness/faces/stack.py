@@ -20,10 +20,11 @@ from likeness.faces.detect import (
     DetectorConfig,
     merge_detections,
 )
-from likeness.faces.geometry import box_iou
+from likeness.faces.geometry import RotatedRect, box_iou
 from likeness.faces.landmarks import (
     FaceMeshModel,
     IrisModel,
+    detection_from_landmarks,
     roi_from_detection,
     roi_from_landmarks,
 )
@@ -79,7 +80,9 @@ class FaceStack:
         found.sort(key=lambda d: -d.area)
         return found[: self.config.max_faces]
 
-    def describe(self, rgb: np.ndarray, detection: Detection, rect=None) -> Face | None:
+    def describe(
+        self, rgb: np.ndarray, detection: Detection, rect: RotatedRect | None = None
+    ) -> Face | None:
         """Mesh, iris and pose for one face; None when the mesh says there is no face."""
         face = Face(detection=detection)
         if self.mesh is None:
@@ -155,6 +158,7 @@ class FaceTracker:
             face = stack.describe(rgb, track.face.detection, rect)
             if face is None:
                 continue
+            face.detection = detection_from_landmarks(face.landmarks, face.mesh_score)
             track.face = self._smooth(track, face, t)
             alive.append(track)
         need_detect = not alive or self._frames % self.config.redetect_every == 0

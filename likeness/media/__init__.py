@@ -1,0 +1,64 @@
+"""Video and image I/O on PyAV and OpenCV: probe, decode, encode, atomic outputs.
+
+Everything here raises likeness errors with one-line messages; PyAV's and FFmpeg's
+exceptions never reach callers.
+
+PyAV loads only when a video is touched: the frame iterator and the writer load on
+first use (PEP 562) and `probe` imports PyAV inside. So images, atomic outputs and
+input checks work where PyAV is not installed (the GPU training machine).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from likeness.media.atomic import atomic_output, check_output_path
+from likeness.media.images import read_image, write_image
+from likeness.media.inputs import check_input_file, is_image_path
+from likeness.media.limits import DEFAULT_LIMITS, MediaLimits
+from likeness.media.probe import MediaInfo, probe, require_video
+
+if TYPE_CHECKING:
+    from likeness.media.decode import Frame, apply_rotation, iter_frames
+    from likeness.media.encode import VIDEO_SUFFIXES, VideoWriter
+
+_LAZY = {
+    "Frame": "decode",
+    "apply_rotation": "decode",
+    "iter_frames": "decode",
+    "VIDEO_SUFFIXES": "encode",
+    "VideoWriter": "encode",
+}
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "VIDEO_SUFFIXES",
+    "Frame",
+    "MediaInfo",
+    "MediaLimits",
+    "VideoWriter",
+    "apply_rotation",
+    "atomic_output",
+    "check_input_file",
+    "check_output_path",
+    "is_image_path",
+    "iter_frames",
+    "probe",
+    "read_image",
+    "require_video",
+    "write_image",
+]
+
+
+def __getattr__(name: str) -> Any:
+    home = _LAZY.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

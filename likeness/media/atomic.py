@@ -1,0 +1,109 @@
+"""Atomic outputs: write beside the target under a hidden name, then rename into place.
+
+A reader of the target sees either the old file or the complete new one, never a
+half-written file, whatever happens to the writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from likeness.errors import OutputError
+
+_CREATE_TRIES = 8
+
+
+def check_output_path(target: str | os.PathLike[str], inputs: Sequence[Path] = ()) -> Path:
+    """Refuse, before any work is done, an output that could not be written."""
+    target = Path(target)
+    parent = target.parent
+    if not parent.exists():
+        raise OutputError(f"output folder {parent} does not exist")
+    if not parent.is_dir():
+        raise OutputError(f"output folder {parent} is not a folder")
+    if target.is_dir():
+        raise OutputError(f"output {target} is a directory, expected a file path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write to {parent}: permission denied")
+    for source in inputs:
+        if _same_file(target, Path(source)):
+            raise OutputError(f"output {target} is the same file as input {source}")
+    return target
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return a.resolve() == b.resolve()
+
+
+def temp_path_for(target: Path) -> Path:
+    """A hidden name beside `target` whose last suffix is the target's, so that
+    encoders that pick the format by extension still pick the right one."""
+    return target.with_name(f".{target.stem}.{secrets.token_hex(4)}.tmp{target.suffix}")
+
+
+def _create_temp(target: Path) -> Path:
+    for _ in range(_CREATE_TRIES):
+        tmp = temp_path_for(target)
+        try:
+            # O_EXCL: never clobber someone else's temp; 0o666 & umask like a normal file.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        except PermissionError:
+            raise OutputError(f"cannot write to {target.parent}: permission denied") from None
+        except OSError as exc:
+            raise OutputError(f"cannot write to {target.parent}: {exc.strerror or exc}") from None
+        os.close(fd)
+        return tmp
+    raise OutputError(f"cannot make a temporary file beside {target}")
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes the rename itself durable; some filesystems refuse, which costs nothing.
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _rename(tmp: Path, target: Path) -> None:
+    try:
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+
+
+@contextlib.contextmanager
+def atomic_output(target: str | os.PathLike[str], *, inputs: Sequence[Path] = ()) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; on success fsync and rename it onto
+    `target`, on any exception delete it and re-raise."""
+    target = check_output_path(target, inputs)
+    tmp = _create_temp(target)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise OutputError(f"nothing was written for {target}")
+        _fsync_file(tmp)
+        _rename(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(target.parent)
