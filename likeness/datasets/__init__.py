@@ -1,0 +1,1 @@
+"""Datasets: corpus index, face-crop packs, self-blended fakes, identity-disjoint splits."""
