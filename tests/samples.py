@@ -29,35 +29,28 @@ def face_video(path: Path, base: np.ndarray, frames: int = 12, fps: int = 25, si
         for packet in stream.encode():
             out.mux(packet)
         if a_stream is not None:
-            _write_tone(out, a_stream, seconds=frames / fps)
+            encode_tone(out, a_stream, frames / fps)
     return path
 
 
-def _write_tone(container, stream, seconds: float, rate: int = 44100) -> None:
+def encode_tone(container, stream, seconds: float, rate: int = 44100) -> None:
+    """A 440 Hz mono tone into an open audio stream, then flush it."""
     samples = int(seconds * rate)
-    t = np.arange(samples) / rate
-    tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(samples) / rate)).astype(np.float32)
     chunk = stream.codec_context.frame_size or 1024
-    pts = 0
     for start in range(0, samples, chunk):
-        block = tone[start : start + chunk][np.newaxis, :]
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(block), format="fltp", layout="mono"
-        )
+        block = np.ascontiguousarray(tone[start : start + chunk][np.newaxis, :])
+        frame = av.AudioFrame.from_ndarray(block, format="fltp", layout="mono")
         frame.sample_rate = rate
-        frame.pts = pts
+        frame.pts = start
         frame.time_base = Fraction(1, rate)
-        pts += block.shape[1]
-        for packet in stream.encode(frame):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
 
 
-def audio_only(path: Path, seconds: float = 1.0) -> Path:
+def audio_only(path: Path, seconds: float = 1.0, codec: str = "aac", rate: int = 44100) -> Path:
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("aac", rate=44100)
-        _write_tone(out, stream, seconds)
+        encode_tone(out, out.add_stream(codec, rate=rate), seconds, rate)
     return path
 
 

@@ -11,7 +11,6 @@ import os
 import shutil
 import struct
 import time
-import zlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from likeness.media import (
     require_video,
     write_image,
 )
+from tests.samples import audio_only, encode_tone, huge_png_header
 
 # --- inputs the tests make -----------------------------------------------------------
 
@@ -96,26 +96,6 @@ def pyav_clip(
     return path
 
 
-def encode_tone(container, stream, seconds: float, rate: int) -> None:
-    samples = int(seconds * rate)
-    tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(samples) / rate)).astype(np.float32)
-    chunk = stream.codec_context.frame_size or 1024
-    for start in range(0, samples, chunk):
-        block = np.ascontiguousarray(tone[start : start + chunk][np.newaxis, :])
-        frame = av.AudioFrame.from_ndarray(block, format="fltp", layout="mono")
-        frame.sample_rate = rate
-        frame.pts = start
-        frame.time_base = Fraction(1, rate)
-        container.mux(stream.encode(frame))
-    container.mux(stream.encode(None))
-
-
-def audio_only(path: Path, seconds: float = 3.0, codec: str = "aac", rate: int = 44100) -> Path:
-    with av.open(str(path), "w") as out:
-        encode_tone(out, out.add_stream(codec, rate=rate), seconds, rate)
-    return path
-
-
 def video_with_opus(path: Path, seconds: float = 2.0) -> Path:
     """MKV with Opus audio: Opus is not copied into MP4, so this takes the AAC path."""
     with av.open(str(path), "w") as out:
@@ -126,20 +106,6 @@ def video_with_opus(path: Path, seconds: float = 2.0) -> Path:
             out.mux(video.encode(av.VideoFrame.from_ndarray(smooth(48, 64, i), format="rgb24")))
         out.mux(video.encode())
         encode_tone(out, audio, seconds, 48000)
-    return path
-
-
-def huge_png_header(path: Path, width: int = 20000, height: int = 20000) -> Path:
-    """A well-formed PNG that claims width x height pixels and holds almost nothing."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\0" * 64)
-    signature = b"\x89PNG\r\n\x1a\n"
-    path.write_bytes(signature + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
     return path
 
 

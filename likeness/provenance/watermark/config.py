@@ -1,0 +1,38 @@
+"""Watermark parameters. Embedder and detector must share the pattern fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WatermarkConfig:
+    """Spread-spectrum watermark on luma with a keyed periodic tile.
+
+    PSNR is measured per frame over all three RGB channels of the rounded, clipped uint8
+    output against the input (the same luma offset is added to R, G and B).
+    """
+
+    psnr_db: float = 42.0
+    # Tile: a pattern periodic with `period` pixels, described on a grid of `grid` samples
+    # per period. The period follows the frame size (short side / tiles_per_short_side,
+    # at least min_period) so the pattern looks the same at any resolution.
+    grid: int = 128
+    tiles_per_short_side: float = 4.0
+    min_period: int = 112
+    # Pass band, in cycles per tile: at 480p (period 120 px) wavelengths 5..20 px, coarse
+    # enough to survive CRF 28 and half-size scaling.
+    band_low: float = 6.0
+    band_high: float = 24.0
+    # Share of the pattern's coefficients that carry the sync (registration) signal.
+    sync_fraction: float = 0.2
+    # 0 = flat strength; 1 = strength proportional to local activity (texture hides it).
+    # Off by default: measured, masking moves energy where x264 quantises hardest and where
+    # the detector's local weighting trusts pixels least (CRF 28: z 14 flat vs 9 at 0.6).
+    mask_strength: float = 0.0
+    # Detection: accept when the false-positive probability is at most this.
+    threshold_p: float = 1e-6
+    # Detection: period search range in pixels, relative to the short side of the frame.
+    min_search_period: float = 24.0
+    max_period_fraction: float = 0.7
+    period_candidates: int = 3

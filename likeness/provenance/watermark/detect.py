@@ -1,0 +1,351 @@
+"""Blind detection: average a high-pass luma residual over frames, find the tile period
+from its autocorrelation, fold the residual onto one tile, find the cyclic offset with
+the sync pattern, read soft bits, Viterbi-decode, check the CRC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+
+import cv2
+import numpy as np
+
+from likeness.provenance.watermark.config import WatermarkConfig
+from likeness.provenance.watermark.embed import luma
+from likeness.provenance.watermark.pattern import PatternBank, pattern_bank
+from likeness.provenance.watermark.payload import (
+    Payload,
+    check_message,
+    conv_encode,
+    viterbi_decode,
+)
+from likeness.provenance.watermark.stats import sync_p_value, with_check_bits
+
+HIGHPASS_SIGMA = 3.0  # pixels: removes the smooth picture, keeps the watermark band
+NOISE_WINDOW = 11  # frequency window (coefficients) for the local noise estimate
+REFINE_SPAN = 0.005  # relative period refinement around the best candidate (+-0.6 px at 120)
+REFINE_STEPS = 9
+GAIN_BINS = 4  # radius bins of the channel-gain estimate
+LOCAL_WINDOW = 15  # pixels: window of the local residual energy used to weight pixels
+
+
+@dataclass
+class WatermarkResult:
+    found: bool
+    payload: Payload | None
+    confidence: float
+    p_false: float
+    frames_used: int
+    bit_errors_corrected: int | None
+    p_sync: float = 1.0
+    sync_z: float = 0.0
+    crc_ok: bool = False
+    period: tuple[float, float] | None = None  # estimated tile period (y, x) in pixels
+    offset: tuple[float, float] | None = None  # cyclic offset (y, x) in tile samples
+    hypotheses: int = 0
+    mirrored: bool = False  # found in the horizontally mirrored picture
+    soft_bits: np.ndarray | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data.pop("soft_bits")
+        data["payload"] = (
+            None
+            if self.payload is None
+            else {
+                "hex": self.payload.hex(),
+                "content_id": self.payload.content_id,
+                "key_id": self.payload.key_id,
+            }
+        )
+        return data
+
+
+def residual(rgb: np.ndarray) -> np.ndarray:
+    """Luma minus its Gaussian blur: the picture's smooth part is most of its energy and
+    would swamp the pattern."""
+    y = luma(rgb)
+    r = y - cv2.GaussianBlur(y, (0, 0), HIGHPASS_SIGMA)
+    # Divide by the local residual level: texture and edges carry far more host noise
+    # than flat areas, and weighting each pixel by 1/sigma is the locally matched filter.
+    energy = cv2.blur(r * r, (LOCAL_WINDOW, LOCAL_WINDOW))
+    return r / np.sqrt(energy + 4.0)
+
+
+class ResidualAccumulator:
+    """Running sum of per-frame residuals: constant memory whatever the clip length."""
+
+    def __init__(self) -> None:
+        self.total: np.ndarray | None = None
+        self.frames = 0
+
+    def add(self, rgb: np.ndarray) -> None:
+        r = residual(rgb)
+        if self.total is None:
+            self.total = r.astype(np.float64)
+        elif self.total.shape != r.shape:
+            raise ValueError("all frames must have the same size")
+        else:
+            self.total += r
+        self.frames += 1
+
+    def mean(self) -> np.ndarray:
+        if self.total is None:
+            raise ValueError("no frames")
+        return (self.total / self.frames).astype(np.float32)
+
+
+def _peaks(score: np.ndarray, first_lag: int, count: int) -> list[float]:
+    """Sub-pixel positions of the strongest local maxima of a detrended 1-D score."""
+    # Running median (15 lags) as the trend: the watermark peak is 2-3 lags wide.
+    padded = np.pad(score, 7, mode="edge")
+    trend = np.median(np.lib.stride_tricks.sliding_window_view(padded, 15), axis=1)
+    detrended = score - trend
+    found: list[tuple[float, float]] = []
+    for i in range(1, len(detrended) - 1):
+        a, b, c = detrended[i - 1], detrended[i], detrended[i + 1]
+        if b > a and b >= c:
+            denom = a - 2 * b + c
+            shift = 0.5 * (a - c) / denom if denom < 0 else 0.0
+            found.append((b, first_lag + i + shift))
+    found.sort(reverse=True)
+    return [lag for _, lag in found[:count]]
+
+
+def period_candidates(res: np.ndarray, config: WatermarkConfig) -> list[tuple[float, float]]:
+    """Candidate (period_y, period_x) from the spectrally whitened autocorrelation.
+
+    A periodic tile puts lines on a lattice in the spectrum; whitening (power divided by
+    its local average) keeps those lines and flattens the picture's smooth spectrum, so
+    the autocorrelation shows sharp peaks at the period along both axes."""
+    h, w = res.shape
+    padded = np.zeros((2 * h, 2 * w), np.float32)
+    padded[:h, :w] = res - res.mean()
+    power = np.abs(np.fft.rfft2(padded)) ** 2
+    smooth = cv2.blur(power.astype(np.float32), (9, 9)) + 1e-9
+    auto = np.fft.irfft2(power / smooth, s=padded.shape)
+    lo = int(config.min_search_period)
+    hi_x = int(w * config.max_period_fraction)
+    hi_y = int(h * config.max_period_fraction)
+    if hi_x <= lo + 4 or hi_y <= lo + 4:
+        return []
+    row = auto[0, lo:hi_x]
+    col = auto[lo:hi_y, 0]
+    k = config.period_candidates
+    px, py = _peaks(row, lo, k), _peaks(col, lo, k)
+    common = min(len(row), len(col))
+    both = _peaks(row[:common] + col[:common], lo, k)
+    cands = [(p, p) for p in both]
+    if px and py:
+        cands.append((py[0], px[0]))
+    unique: list[tuple[float, float]] = []
+    for c in cands:
+        if all(abs(c[0] - u[0]) > 0.5 or abs(c[1] - u[1]) > 0.5 for u in unique):
+            unique.append(c)
+    return unique
+
+
+def fold(res: np.ndarray, period: tuple[float, float], grid: int) -> np.ndarray:
+    """Resample so one period is `grid` samples, then sum all tiles onto one."""
+    h, w = res.shape
+    new_w = max(1, round(w * grid / period[1]))
+    new_h = max(1, round(h * grid / period[0]))
+    shrink = new_w < w
+    interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    scaled = cv2.resize(res, (new_w, new_h), interpolation=interp)
+    ph, pw = -(-new_h // grid) * grid, -(-new_w // grid) * grid
+    canvas = np.zeros((ph, pw), np.float32)
+    canvas[:new_h, :new_w] = scaled
+    return canvas.reshape(ph // grid, grid, pw // grid, grid).sum(axis=(0, 2))
+
+
+def _whitened(folded: np.ndarray, bank: PatternBank) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Spectrum of the fold divided by its local noise power (a matched filter for
+    coloured noise), and those values at the bank's coefficients.
+
+    Noise power at each frequency is the mean |F|^2 of the unused probe coefficients
+    (odd ky + kx) in a window around it: the same noise, none of the watermark."""
+    g = bank.grid
+    spec = np.fft.rfft2(folded)
+    ky = np.fft.fftfreq(g, 1 / g).astype(np.int64)[:, None]
+    kx = np.arange(g // 2 + 1)[None, :]
+    probe = ((ky + kx) % 2 == 1).astype(np.float64)
+    power = (np.abs(spec) ** 2) * probe
+    half = NOISE_WINDOW // 2
+    # ky wraps around (rows are cyclic); kx does not, so it is padded by reflection.
+    padded_p = np.pad(
+        np.pad(power, ((half, half), (0, 0)), mode="wrap"), ((0, 0), (half, half)), mode="reflect"
+    )
+    padded_n = np.pad(
+        np.pad(probe, ((half, half), (0, 0)), mode="wrap"), ((0, 0), (half, half)), mode="reflect"
+    )
+    box = (NOISE_WINDOW, NOISE_WINDOW)
+    total = cv2.blur(padded_p, box, borderType=cv2.BORDER_CONSTANT)[half:-half, half:-half]
+    count = cv2.blur(padded_n, box, borderType=cv2.BORDER_CONSTANT)[half:-half, half:-half]
+    noise = np.maximum(total / np.maximum(count, 1e-9), 1e-12)
+    white = spec / noise
+    rows, cols = bank.ky % g, bank.kx
+    return white, white[rows, cols], noise[rows, cols]
+
+
+def _sync_surface(white: np.ndarray, noise: np.ndarray, bank: PatternBank) -> np.ndarray:
+    """z for every cyclic offset: sum_k Re(F_k conj(S_k) e^{i k.o}) / sigma_k^2, divided
+    by its standard deviation under no watermark, sqrt(sum_k 1 / (2 sigma_k^2))."""
+    g = bank.grid
+    template = np.zeros_like(white)
+    template[bank.ky[bank.sync_coef] % g, bank.kx[bank.sync_coef]] = bank.sync_phase
+    # irfft2 returns (2 / g^2) * sum over the half plane of Re(...).
+    surface = np.fft.irfft2(white * np.conj(template), s=(g, g)) * (g * g / 2)
+    return surface / np.sqrt(np.sum(0.5 / noise[bank.sync_coef]))
+
+
+def _peak(surface: np.ndarray) -> tuple[float, tuple[float, float]]:
+    """Highest value of a z surface and its sub-sample cyclic position."""
+    g = surface.shape[0]
+    iy, ix = np.unravel_index(int(np.argmax(surface)), surface.shape)
+    z = float(surface[iy, ix])
+
+    def refine(a: float, b: float, c: float) -> float:
+        denom = a - 2 * b + c
+        return 0.5 * (a - c) / denom if denom < 0 else 0.0
+
+    dy = refine(surface[(iy - 1) % g, ix], surface[iy, ix], surface[(iy + 1) % g, ix])
+    dx = refine(surface[iy, (ix - 1) % g], surface[iy, ix], surface[iy, (ix + 1) % g])
+    return z, (iy + dy, ix + dx)
+
+
+def _structure_scale(
+    coefs: np.ndarray, noise: np.ndarray, offset: tuple[float, float], bank: PatternBank
+) -> float:
+    """How much larger than pure noise the sync coefficients' quadrature parts are.
+
+    At the right offset our sync sits in the in-phase (real) parts and the quadrature
+    parts hold only noise, so this is ~1. Periodic structure that is not ours (another
+    key's watermark, a repeating texture) puts energy into those coefficients with
+    unrelated phases: quadrature parts grow as much as in-phase ones, and dividing z by
+    this scale keeps such inputs at z ~ N(0, 1) levels instead of flagging them."""
+    g = bank.grid
+    idx = bank.sync_coef
+    phase = np.exp(2j * np.pi * (bank.ky[idx] * offset[0] + bank.kx[idx] * offset[1]) / g)
+    # coefs are F / sigma^2; times sigma gives unit-variance values under no watermark.
+    u = coefs[idx] * np.sqrt(noise[idx]) * phase * np.conj(bank.sync_phase)
+    weight = 1.0 / noise[idx]
+    return float(np.sqrt(2 * np.sum(weight * u.imag**2) / np.sum(weight)))
+
+
+def _channel_gain(
+    coefs: np.ndarray, noise: np.ndarray, offset: tuple[float, float], bank: PatternBank
+) -> np.ndarray:
+    """Per-coefficient gain of the channel, read from the sync (known symbols).
+
+    Compression and scaling remove high frequencies first, so the surviving watermark
+    amplitude falls with radius; weighting soft bits by it (amplitude / noise power is
+    the matched filter) stops dead coefficients from adding only noise. Fitted over a
+    few radius bins, so it is smooth, and never below a small floor."""
+    g = bank.grid
+    idx = bank.sync_coef
+    radius = np.hypot(bank.ky, bank.kx)
+    phase = np.exp(2j * np.pi * (bank.ky[idx] * offset[0] + bank.kx[idx] * offset[1]) / g)
+    # coefs = F / sigma^2, so coefs * sigma^2 = F; sync amplitude is sqrt(2) at embedding.
+    amp = (coefs[idx] * noise[idx] * phase * np.conj(bank.sync_phase)).real
+    edges = np.linspace(radius.min(), radius.max() + 1e-9, GAIN_BINS + 1)
+    which = np.clip(np.digitize(radius[idx], edges) - 1, 0, GAIN_BINS - 1)
+    per_bin = np.array(
+        [amp[which == b].mean() if np.any(which == b) else 0.0 for b in range(GAIN_BINS)]
+    )
+    per_bin = np.maximum(per_bin, 0.05 * max(float(per_bin.max()), 1e-12))
+    centres = (edges[:-1] + edges[1:]) / 2
+    return np.interp(radius, centres, per_bin)
+
+
+def _soft_bits(
+    coefs: np.ndarray, offset: tuple[float, float], bank: PatternBank, gain: np.ndarray
+) -> np.ndarray:
+    g = bank.grid
+    phase = np.exp(2j * np.pi * (bank.ky * offset[0] + bank.kx * offset[1]) / g)
+    aligned = coefs * phase * gain
+    parts = np.where(bank.dof_imag, aligned[bank.dof_coef].imag, aligned[bank.dof_coef].real)
+    soft = np.zeros(int(bank.dof_bit.max()) + 1)
+    np.add.at(soft, bank.dof_bit, parts * bank.dof_sign)
+    return soft
+
+
+def detect_residual(
+    res: np.ndarray, frames: int, *, key: bytes, config: WatermarkConfig = WatermarkConfig()
+) -> WatermarkResult:
+    """Detection on an averaged residual (see `ResidualAccumulator`)."""
+    bank = pattern_bank(bytes(key), config)
+    candidates = period_candidates(res, config)
+    steps = np.linspace(-REFINE_SPAN, REFINE_SPAN, REFINE_STEPS)
+    # Both orientations are tried (a mirrored copy is a common edit); every period,
+    # orientation and cyclic offset counts as a hypothesis in p_false.
+    hypotheses = 2 * (max(1, len(candidates)) + len(steps) - 1) * bank.grid**2
+    views = {False: res, True: np.ascontiguousarray(res[:, ::-1])}
+
+    def attempt(period: tuple[float, float], flipped: bool):
+        white, coefs, noise = _whitened(fold(views[flipped], period, bank.grid), bank)
+        z, offset = _peak(_sync_surface(white, noise, bank))
+        return z, period, offset, coefs, noise, flipped
+
+    best = None
+    for period in candidates:
+        for flipped in (False, True):
+            trial = attempt(period, flipped)
+            if best is None or trial[0] > best[0]:
+                best = trial
+    if best is not None:
+        # The autocorrelation peak is good to ~0.5 px; a 0.2 px error already costs a
+        # third of z at 480p (it adds up over the tiles), so refine around the winner.
+        (py, px), flipped = best[1], best[5]
+        for step in steps:
+            if step == 0:
+                continue
+            trial = attempt((py * (1 + step), px * (1 + step)), flipped)
+            if trial[0] > best[0]:
+                best = trial
+    if best is None:
+        return WatermarkResult(False, None, 0.0, 1.0, frames, None, hypotheses=hypotheses)
+    z, period, offset, coefs, noise, flipped = best
+    z /= max(1.0, _structure_scale(coefs, noise, offset, bank))
+    p_sync = sync_p_value(z, hypotheses)
+    soft = _soft_bits(coefs, offset, bank, _channel_gain(coefs, noise, offset, bank))
+    message = viterbi_decode(soft)
+    payload = check_message(message)
+    crc_ok = payload is not None
+    p_false = with_check_bits(p_sync, crc_ok)
+    found = crc_ok and p_false <= config.threshold_p
+    errors = None
+    confidence = 0.0
+    if crc_ok:
+        recoded = conv_encode(message).astype(bool)
+        errors = int(np.sum((soft > 0) != recoded))
+        agree = 1 - errors / len(soft)
+        confidence = max(0.0, 2 * agree - 1) * (1 - min(1.0, p_false / config.threshold_p) / 2)
+    return WatermarkResult(
+        found=found,
+        payload=payload if found else None,
+        confidence=round(confidence if found else 0.0, 4),
+        p_false=float(p_false),
+        frames_used=frames,
+        bit_errors_corrected=errors,
+        p_sync=p_sync,
+        sync_z=round(float(z), 3),
+        crc_ok=crc_ok,
+        period=(round(float(period[0]), 2), round(float(period[1]), 2)),
+        offset=(round(float(offset[0]), 2), round(float(offset[1]), 2)),
+        hypotheses=hypotheses,
+        mirrored=flipped,
+        soft_bits=soft,
+    )
+
+
+def detect_frames(
+    frames: Iterable[np.ndarray], *, key: bytes, config: WatermarkConfig = WatermarkConfig()
+) -> WatermarkResult:
+    acc = ResidualAccumulator()
+    for frame in frames:
+        acc.add(frame)
+    if acc.frames == 0:
+        return WatermarkResult(False, None, 0.0, 1.0, 0, None)
+    return detect_residual(acc.mean(), acc.frames, key=key, config=config)

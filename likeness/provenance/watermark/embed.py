@@ -1,0 +1,97 @@
+"""Per-frame embedding: stateless, so frames can be marked one at a time as they stream."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from likeness.provenance.watermark.config import WatermarkConfig
+from likeness.provenance.watermark.pattern import pattern_bank, period_for
+from likeness.provenance.watermark.payload import Payload, encode_payload
+
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma as float32 (a 2-D array passes through)."""
+    if rgb.ndim == 2:
+        return rgb.astype(np.float32)
+    return cv2.transform(rgb.astype(np.float32), LUMA.reshape(1, 3))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+class Embedder:
+    """Adds the keyed tile (sync + payload) to luma, shaped by local activity.
+
+    The same offset goes to R, G and B, so chroma is untouched and the luma change equals
+    the offset. Strength is set per frame so that the rounded, clipped output has
+    `config.psnr_db` PSNR against the input over all RGB channels.
+    """
+
+    def __init__(
+        self, key: bytes, payload: Payload, config: WatermarkConfig = WatermarkConfig()
+    ) -> None:
+        self.config = config
+        self.payload = payload
+        self._bank = pattern_bank(bytes(key), config)
+        self._coded = encode_payload(payload)
+        self._cache: tuple[tuple[int, int], np.ndarray] | None = None
+        self.last_psnr: float | None = None
+
+    def pattern(self, height: int, width: int) -> np.ndarray:
+        """The full-frame pattern (unit RMS tile repeated from the top-left corner)."""
+        if self._cache is None or self._cache[0] != (height, width):
+            period = period_for(height, width, self.config)
+            tile = self._bank.tile(self._coded, period)
+            reps = (-(-height // period), -(-width // period))
+            self._cache = ((height, width), np.tile(tile, reps)[:height, :width].copy())
+        return self._cache[1]
+
+    def _mask(self, y: np.ndarray) -> np.ndarray:
+        """Local activity (std in 5x5, smoothed), mixed with 1 by mask_strength.
+
+        Texture hides the signal, flat areas show it, so the strength follows activity;
+        the +4 floor keeps some signal in flat regions (detection needs it everywhere)."""
+        strength = self.config.mask_strength
+        if strength <= 0:
+            return np.ones_like(y)
+        mean = cv2.blur(y, (5, 5))
+        var = np.maximum(cv2.blur(y * y, (5, 5)) - mean * mean, 0)
+        act = cv2.blur(np.sqrt(var), (9, 9)) + 4.0
+        act /= float(act.mean())
+        return (1 - strength) + strength * np.clip(act, 0.2, 4.0)
+
+    def embed(self, rgb: np.ndarray) -> np.ndarray:
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError("embed expects an H x W x 3 uint8 RGB frame")
+        h, w = rgb.shape[:2]
+        pattern = self.pattern(h, w)
+        signal = self._mask(luma(rgb)) * pattern if self.config.mask_strength > 0 else pattern
+        target = 255.0**2 / 10 ** (self.config.psnr_db / 10)
+        gain = math.sqrt(target / max(float(np.mean(signal * signal)), 1e-12))
+        # Clipping in saturated areas lowers the error; making up for it elsewhere is
+        # allowed only up to 1.5x, so a mostly black frame is not over-marked (its PSNR
+        # then ends above the target, never below).
+        max_gain = 1.5 * gain
+        base = rgb.astype(np.int16)
+        out, mse = base, 0.0
+        # Rounding and clipping change the error; two corrections land within ~0.1 dB.
+        for _ in range(3):
+            delta = np.rint(gain * signal).astype(np.int16)
+            out = np.clip(base + delta[:, :, None], 0, 255)
+            mse = float(np.mean((out - base) ** 2, dtype=np.float64))
+            if mse <= 0:
+                break
+            ratio = target / mse
+            if abs(10 * math.log10(ratio)) < 0.1:
+                break
+            gain = min(gain * math.sqrt(ratio), max_gain)
+        # The PSNR of what we return (mse was measured on the clipped, rounded output).
+        self.last_psnr = math.inf if mse <= 0 else 10 * math.log10(255.0**2 / mse)
+        return out.astype(np.uint8)

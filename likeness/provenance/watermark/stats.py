@@ -1,0 +1,53 @@
+"""False-positive probabilities. Pure math.
+
+The sync statistic is a normalised correlation z that is approximately N(0, 1) on an
+unmarked input (a sum of many whitened Fourier coefficients with unrelated phases). The
+detector takes the best of `hypotheses` (period candidates x cyclic offsets), so the
+probability that an unmarked input scores at least z somewhere is
+1 - (1 - Q(z))^hypotheses (exact for independent tries, an upper bound otherwise:
+neighbouring offsets are correlated, so the effective number of tries is smaller).
+"""
+
+from __future__ import annotations
+
+import math
+
+from likeness.provenance.watermark.payload import CRC_BITS
+
+
+def gaussian_tail(z: float) -> float:
+    """Q(z) = P(N(0,1) >= z), accurate far into the tail (erfc, not 1 - cdf)."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def max_of_tries(p_one: float, tries: int) -> float:
+    """P(at least one of `tries` independent tests reaches probability `p_one`)."""
+    if p_one >= 1.0:
+        return 1.0
+    return -math.expm1(tries * math.log1p(-p_one))
+
+
+def sync_p_value(z: float, hypotheses: int) -> float:
+    return max_of_tries(gaussian_tail(z), max(1, hypotheses))
+
+
+def with_check_bits(p_sync: float, crc_ok: bool) -> float:
+    """Combine the sync p-value with the CRC.
+
+    On an unmarked input the decoded word comes from Fourier coefficients disjoint from
+    the sync ones (independent for Gaussian-like noise), and we decode exactly one word
+    per input, so a CRC pass is an independent 2^-16 event.
+    """
+    return p_sync * 2.0**-CRC_BITS if crc_ok else p_sync
+
+
+def z_for_p(p: float, hypotheses: int) -> float:
+    """The z that `sync_p_value` maps to p (bisection; for reports and tests)."""
+    lo, hi = 0.0, 40.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if sync_p_value(mid, hypotheses) > p:
+            lo = mid
+        else:
+            hi = mid
+    return hi
