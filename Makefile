@@ -20,8 +20,16 @@ demo: models
 	mkdir -p $(OUT)
 	$(PY) -c "import cv2; from skimage import data; cv2.imwrite('$(OUT)/astronaut.png', cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))"
 	$(LIKENESS) faces $(OUT)/astronaut.png -o $(OUT)/astronaut.faces.png --json $(OUT)/astronaut.faces.json
+	@# Marking: keys (made once, in LIKENESS_HOME), a signed copy, and its verification.
+	$(LIKENESS) keys show >/dev/null 2>&1 || $(LIKENESS) keys init --no-passphrase
+	$(LIKENESS) keys export-trust -o $(OUT)/likeness-root.pem
+	$(LIKENESS) sign $(OUT)/astronaut.faces.png -o $(OUT)/astronaut.faces.signed.png \
+	  --ingredient $(OUT)/astronaut.png --source-type compositeSynthetic
+	$(LIKENESS) verify $(OUT)/astronaut.faces.signed.png --trust $(OUT)/likeness-root.pem
 	if [ -f $(CORPUS)/videos/lp-d0.mp4 ]; then \
-	  $(LIKENESS) faces $(CORPUS)/videos/lp-d0.mp4 -o $(OUT)/lp-d0.faces.mp4; fi
+	  $(LIKENESS) faces $(CORPUS)/videos/lp-d0.mp4 -o $(OUT)/lp-d0.faces.mp4 && \
+	  $(LIKENESS) watermark embed $(OUT)/lp-d0.faces.mp4 -o $(OUT)/lp-d0.marked.mp4 && \
+	  $(LIKENESS) watermark detect $(OUT)/lp-d0.marked.mp4; fi
 	@echo "demo outputs are in $(abspath $(OUT))/"
 
 test: models

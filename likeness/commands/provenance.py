@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from likeness.provenance.manifest import DIGITAL_SOURCE_TYPES
 from likeness.ui import console, safe
 
 TRUST_HELP = (
@@ -117,13 +118,18 @@ def register(app: typer.Typer) -> None:
             "--action",
             help="C2PA action (repeatable); the first must be c2pa.created or c2pa.opened.",
         ),
+        source_type: str = typer.Option(
+            "trainedAlgorithmicMedia",
+            "--source-type",
+            help="IPTC digital source type: " + ", ".join(DIGITAL_SOURCE_TYPES) + ".",
+        ),
         model_name: str | None = typer.Option(None, help="Model that made the content."),
         model_hash: str | None = typer.Option(None, help="Hash of that model's weights."),
         tsa_url: str | None = typer.Option(
             None, help="RFC 3161 timestamp authority (network). Offline when not given."
         ),
     ) -> None:
-        """Sign a file with a C2PA manifest (digital source type: trained algorithmic media).
+        """Sign a file with a C2PA manifest (by default: made by a trained model).
 
         The pixels are not changed and no watermark is added: generator output is marked
         and signed by the generator itself. Needs `likeness keys init` first.
@@ -132,7 +138,8 @@ def register(app: typer.Typer) -> None:
 
         result = sign_file(
             file, output, ingredients=ingredient, actions=action,
-            model_name=model_name, model_hash=model_hash, tsa_url=tsa_url,
+            digital_source_type=source_type, model_name=model_name, model_hash=model_hash,
+            tsa_url=tsa_url,
         )  # fmt: skip
         console.print(f"signed: {safe(result.target)} (sha256 {result.sha256[:16]}...)")
 

@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from likeness.errors import ModelError
+
+
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """LiteRT's C++ runtime prints an INFO line on fd 2 for every model it loads; users
+    of a command line tool should not see it. Python-level errors are unaffected."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 class TFLiteModel:
@@ -16,8 +40,9 @@ class TFLiteModel:
         from ai_edge_litert.interpreter import Interpreter
 
         try:
-            self._interp = Interpreter(model_path=str(path), num_threads=num_threads)
-            self._interp.allocate_tensors()
+            with _native_stderr_silenced():
+                self._interp = Interpreter(model_path=str(path), num_threads=num_threads)
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as err:
             raise ModelError(f"cannot load model {path.name}: {err}") from err
         inp = self._interp.get_input_details()[0]
