@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from likeness.commands import bench, faces, provenance, system, watermark
+from likeness.commands import bench, dataset, faces, provenance, system, watermark
 from likeness.errors import LikenessError
 from likeness.ui import err_console, safe
 
@@ -39,7 +39,7 @@ def _root(
         os.environ["LIKENESS_DEBUG"] = "1"
 
 
-for _module in (system, faces, provenance, watermark, bench):
+for _module in (system, faces, provenance, watermark, dataset, bench):
     _module.register(app)
 
 
