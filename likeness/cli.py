@@ -11,7 +11,16 @@ import sys
 
 import typer
 
-from likeness.commands import bench, dataset, faces, provenance, system, watermark
+from likeness.commands import (
+    animate,
+    bench,
+    dataset,
+    faces,
+    provenance,
+    system,
+    train,
+    watermark,
+)
 from likeness.errors import LikenessError
 from likeness.ui import err_console, safe
 
@@ -39,7 +48,7 @@ def _root(
         os.environ["LIKENESS_DEBUG"] = "1"
 
 
-for _module in (system, faces, provenance, watermark, dataset, bench):
+for _module in (system, faces, animate, provenance, watermark, dataset, train, bench):
     _module.register(app)
 
 

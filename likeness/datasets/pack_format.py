@@ -42,3 +42,14 @@ MANIFEST_NAME = "manifest.json"
 SPLITS = ("train", "val", "test")
 KINDS = ("video", "photo")
 ARRAY_NAMES = ("landmarks", "irises", "pose", "frame_index", "params")
+CLIPS_DIR = "clips"
+PHOTOS_DIR = "photos"
+SPLIT_NAME = "split.tsv"  # the split file, copied into the pack
+# dtype of each array in an item's .npz, as written (readers widen float16 to float32).
+ARRAY_DTYPES = {
+    "landmarks": "float16",
+    "irises": "float16",
+    "pose": "float32",
+    "frame_index": "int32",
+    "params": "float32",
+}

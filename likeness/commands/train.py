@@ -1,0 +1,96 @@
+"""`likeness train ...`: train the generator (and, later, the detector)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from likeness.ui import console, progress_bar, safe
+
+
+def register(app: typer.Typer) -> None:
+    train_app = typer.Typer(help="Train likeness's models from a pack.", no_args_is_help=True)
+    app.add_typer(train_app, name="train")
+
+    @train_app.command("generator")
+    def train_generator(
+        pack: Path = typer.Option(..., "--pack", help="A pack from `likeness dataset pack`."),
+        out: Path = typer.Option(
+            ..., "--out", help="Run folder: checkpoint, loss.csv, samples/, weights/."
+        ),
+        resume: bool = typer.Option(
+            False,
+            "--resume",
+            help="Continue the run in --out exactly where its last checkpoint left it.",
+        ),
+        minutes: float | None = typer.Option(
+            None, "--minutes", help="Stop (and checkpoint) after this much wall time."
+        ),
+        steps: int | None = typer.Option(
+            None,
+            "--steps",
+            help="Stop after this many more steps (the run's total stays in the config).",
+        ),
+        config: Path | None = typer.Option(
+            None,
+            "--config",
+            help="Training config JSON (fields of TrainConfig; see generator/config.py).",
+        ),
+        preset: str | None = typer.Option(
+            None, "--preset", help="Model size: tiny, small (shipped, CPU) or base (GPU)."
+        ),
+        set_: list[str] = typer.Option(
+            [], "--set", help="Override one config field, e.g. --set batch_size=16 (repeatable)."
+        ),
+        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    ) -> None:
+        """Train the portrait generator by self-supervised reconstruction.
+
+        Source and driving frames come from the same clip (photos through synthetic
+        motion); the model learns to redraw the driving frame from the source and both
+        frames' keypoints. No pretrained network is used. Resumable: run it in chunks
+        with `--minutes`, then `--resume`.
+
+        Example: `likeness train generator --pack pack/ --out runs/g1 --minutes 10`
+        """
+        from likeness.config import choose_device
+        from likeness.generator.train import Trainer, config_overrides
+
+        overrides = config_overrides(config, preset, _parse_sets(set_))
+        trainer = Trainer(
+            pack, out, overrides=overrides, device=choose_device(device), resume=resume
+        )
+        tr = trainer.train
+        console.print(
+            f"training {safe(trainer.config.name)} from step {trainer.state.step} "
+            f"to {tr.steps} on {trainer.device} "
+            f"({len(trainer.clips)} train clips)"
+        )
+        total = tr.steps if steps is None else min(tr.steps, trainer.state.step + steps)
+        with progress_bar("training", total) as advance:
+            start = trainer.state.step
+            advance(start)
+            state = trainer.run(
+                minutes=minutes, steps=steps, progress=lambda step, stop, metrics: advance()
+            )
+        console.print(
+            f"stopped at step {state.step} after {state.seconds / 60:.1f} min of "
+            f"training; weights in {safe(trainer.out / 'weights')}"
+        )
+
+
+def _parse_sets(items: list[str]) -> dict:
+    from likeness.errors import InputError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--set wants key=value, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out

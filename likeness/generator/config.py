@@ -1,0 +1,152 @@
+"""Generator configuration: one dataclass for the networks, one for training.
+
+Shipped weights carry their `GeneratorConfig` as JSON beside the safetensors, and
+loading reads it first, so code and weights cannot drift apart silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from likeness.errors import InputError
+from likeness.generator.keypoints import N_KEYPOINTS
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    name: str = "likeness-portrait-s"
+    image_size: int = 128  # the networks see the crop at this size
+    output_size: int = 256  # the source is warped and the result composed at this size
+    num_keypoints: int = N_KEYPOINTS
+    # Appearance encoder: stem, then two stride-2 stages -> features at image_size / 4.
+    encoder_channels: tuple[int, int, int] = (32, 64, 96)
+    encoder_blocks: int = 1
+    volume_channels: int = 16
+    volume_depth: int = 8
+    depth_scale: float = 2.0  # keypoint depth (crop units) -> volume depth coordinates
+    # Dense motion U-Net at the feature resolution.
+    motion_channels: tuple[int, int, int] = (64, 96, 128)
+    heatmap_sigma: float = 0.06  # keypoint heatmap width, crop units ([-1, 1] wide)
+    tps_regularization: float = 0.01
+    decoder_channels: tuple[int, int, int] = (96, 48, 24)
+    decoder_blocks: int = 1
+    # Motion extractor: a timm backbone trained from scratch.
+    extractor_backbone: str = "mobilenetv3_small_100"
+    extractor_size: int = 128
+    pose_bins: int = 66  # 3-degree bins over [-99, 99)
+    retarget_hidden: int = 256
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> GeneratorConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise InputError(f"generator config has unknown fields {unknown}")
+        clean = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        config = cls(**clean)
+        if config.num_keypoints != N_KEYPOINTS:
+            raise InputError(
+                f"weights use {config.num_keypoints} keypoints, this likeness uses {N_KEYPOINTS}"
+            )
+        return config
+
+    @classmethod
+    def load(cls, path: Path) -> GeneratorConfig:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, ValueError, TypeError) as err:
+            raise InputError(f"cannot read generator config {path}: {err}") from err
+
+
+PRESETS: dict[str, GeneratorConfig] = {
+    # The shipped CPU-trainable model.
+    "small": GeneratorConfig(),
+    # For tests and smoke runs: trains in a minute on a laptop CPU.
+    "tiny": GeneratorConfig(
+        name="likeness-portrait-tiny",
+        image_size=64,
+        output_size=64,
+        encoder_channels=(8, 16, 24),
+        encoder_blocks=1,
+        volume_channels=4,
+        volume_depth=4,
+        motion_channels=(16, 24, 32),
+        decoder_channels=(24, 16, 8),
+        decoder_blocks=1,
+        extractor_backbone="mobilenetv3_small_050",
+        extractor_size=64,
+        retarget_hidden=64,
+    ),
+    # A larger model for a GPU: 256 px features, twice the width.
+    "base": GeneratorConfig(
+        name="likeness-portrait-b",
+        image_size=256,
+        output_size=256,
+        encoder_channels=(48, 96, 128),
+        volume_channels=32,
+        volume_depth=16,
+        motion_channels=(96, 128, 192),
+        decoder_channels=(128, 96, 48),
+        encoder_blocks=2,
+        decoder_blocks=3,
+        extractor_backbone="resnet18d",
+        extractor_size=192,
+    ),
+}
+
+
+def preset(name: str) -> GeneratorConfig:
+    if name not in PRESETS:
+        raise InputError(f"unknown generator preset {name!r}: use {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    l1: float = 1.0
+    pyramid: float = 1.0  # L1 at 1/2, 1/4, 1/8
+    ssim: float = 0.5
+    regions: float = 2.0  # extra L1 inside eye and mouth boxes
+    gan: float = 0.0  # patch GAN (with feature matching); off until reconstruction converges
+    feature_matching: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    preset: str = "small"
+    batch_size: int = 8
+    lr: float = 2e-4
+    extractor_lr: float = 5e-4
+    weight_decay: float = 1e-4
+    steps: int = 20000  # total, across resumed chunks
+    warmup: int = 200
+    checkpoint_every: int = 500
+    sample_every: int = 500  # grid PNG with each checkpoint
+    log_every: int = 25
+    seed: int = 0
+    photo_fraction: float = 0.15  # pairs made from photos by synthetic motion
+    flip: float = 0.5
+    colour_jitter: float = 0.1
+    extractor_weight: float = 1.0  # the extractor trains beside the renderer, own loss
+    retarget_weight: float = 1.0
+    gan_start: int = 0  # step at which the GAN loss switches on (when weights.gan > 0)
+    losses: LossWeights = field(default_factory=LossWeights)
+    num_workers: int = 0
+    max_frames_per_clip: int | None = None  # cap decoded frames (tests, small machines)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        data = dict(data)
+        if "losses" in data and isinstance(data["losses"], dict):
+            data["losses"] = LossWeights(**data["losses"])
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise InputError(f"training config has unknown fields {unknown}")
+        return cls(**data)

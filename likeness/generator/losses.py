@@ -1,0 +1,86 @@
+"""Reconstruction losses that need no pretrained network (pure torch functions)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from likeness.generator import keypoints as kpt
+
+
+def _gaussian_window(size: int, sigma: float, device, dtype) -> torch.Tensor:
+    x = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :])[None, None]
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Mean SSIM (Wang et al. 2004) of images in [0, 1], per batch item -> (B,)."""
+    c = a.shape[1]
+    w = _gaussian_window(window, sigma, a.device, a.dtype).expand(c, 1, -1, -1)
+
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, w, groups=c)
+
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a**2
+    var_b = blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    c1, c2 = 0.01**2, 0.03**2
+    num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
+    den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
+    return (num / den).flatten(1).mean(1)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per item, images in [0, 1]."""
+    mse = (a - b).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+    return -10 * torch.log10(mse)
+
+
+def pyramid_l1(a: torch.Tensor, b: torch.Tensor, levels: int = 3) -> torch.Tensor:
+    total = a.new_zeros(())
+    for _ in range(levels):
+        a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
+        total = total + (a - b).abs().mean()
+    return total / levels
+
+
+def region_mask(keypoints: torch.Tensor, size: int, margin: float = 0.08) -> torch.Tensor:
+    """(B, 1, size, size): 1 inside boxes around the eyes and the mouth of (B, K, 3)
+    normalised keypoints (where people look first, so errors there cost more)."""
+    b = keypoints.shape[0]
+    coords = torch.arange(size, device=keypoints.device, dtype=keypoints.dtype) + 0.5
+    coords = coords / size * 2 - 1
+    mask = keypoints.new_zeros(b, size, size)
+    right = [r for r in kpt.EYE_ROWS if r % 2 == 0 and r < kpt.N_MESH] + [kpt.IRIS_ROWS[0]]
+    left = [r for r in kpt.EYE_ROWS if r % 2 == 1 and r < kpt.N_MESH] + [kpt.IRIS_ROWS[1]]
+    for rows in (right, left, list(kpt.LIP_ROWS)):
+        pts = keypoints[:, rows, :2]
+        lo = pts.amin(1) - margin
+        hi = pts.amax(1) + margin
+        inx = (coords[None] >= lo[:, :1]) & (coords[None] <= hi[:, :1])  # (B, W)
+        iny = (coords[None] >= lo[:, 1:]) & (coords[None] <= hi[:, 1:])  # (B, H)
+        mask = torch.maximum(mask, (iny[:, :, None] & inx[:, None, :]).to(mask.dtype))
+    return mask[:, None]
+
+
+def hinge_d_loss(real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]) -> torch.Tensor:
+    loss = real[0][-1].new_zeros(())
+    for r, f in zip(real, fake, strict=True):
+        loss = loss + F.relu(1 - r[-1]).mean() + F.relu(1 + f[-1]).mean()
+    return loss / len(real)
+
+
+def generator_gan_losses(
+    real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(adversarial, feature matching) for the generator."""
+    adv = fake[0][-1].new_zeros(())
+    fm = fake[0][-1].new_zeros(())
+    for r, f in zip(real, fake, strict=True):
+        adv = adv - f[-1].mean()
+        for rf, ff in zip(r[:-1], f[:-1], strict=True):
+            fm = fm + (rf.detach() - ff).abs().mean()
+    return adv / len(real), fm / len(real)

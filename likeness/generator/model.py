@@ -1,0 +1,199 @@
+"""The generator wrapper: owns the networks, their weights, device and precision, and
+exposes the few operations the pipeline and training need.
+
+A shipped model is a folder: `config.json` (GeneratorConfig) and `model.safetensors`
+(every network's weights under its prefix: renderer., extractor., eyes., lips.).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from likeness.errors import ModelError
+from likeness.generator import keypoints as kpt
+from likeness.generator.config import GeneratorConfig
+from likeness.generator.networks.motion_extractor import MotionExtractor
+from likeness.generator.networks.portrait import WarpingGenerator
+from likeness.generator.networks.retarget import Retarget
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "generator"
+
+
+class GeneratorNetworks(nn.Module):
+    """All trainable parts, so that one state dict holds the whole model."""
+
+    def __init__(self, config: GeneratorConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.renderer = WarpingGenerator(config)
+        self.extractor = MotionExtractor(
+            config.extractor_backbone, config.num_keypoints, config.pose_bins
+        )
+        self.eyes = Retarget(config.num_keypoints, 2, kpt.EYE_ROWS, config.retarget_hidden)
+        self.lips = Retarget(
+            config.num_keypoints, 2, (*kpt.LIP_ROWS, *kpt.JAW_ROWS), config.retarget_hidden
+        )
+
+
+def to_tensor(images: np.ndarray | list[np.ndarray], device: str | torch.device) -> torch.Tensor:
+    """(N, H, W, 3) or (H, W, 3) uint8 RGB -> (N, 3, H, W) float in [0, 1]."""
+    arr = np.asarray(images)
+    if arr.ndim == 3:
+        arr = arr[None]
+    t = torch.from_numpy(np.ascontiguousarray(arr)).to(device)
+    return t.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) in [0, 1] -> (N, H, W, 3) uint8."""
+    x = images.detach().float().clamp(0, 1).mul(255).add(0.5).to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    return F.interpolate(
+        images, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+    )
+
+
+class GeneratorModel:
+    """Inference wrapper. `from_pretrained()` loads the shipped weights."""
+
+    def __init__(
+        self, networks: GeneratorNetworks, device: str = "cpu", weights_hash: str | None = None
+    ) -> None:
+        self.networks = networks.to(device).eval()
+        self.config = networks.config
+        self.device = torch.device(device)
+        self.weights_hash = weights_hash
+        # bf16 autocast on GPUs; CPUs run float32 (bf16 convs are slow on most CPUs).
+        self.autocast = self.device.type == "cuda"
+
+    @classmethod
+    def from_pretrained(cls, folder: Path | None = None, device: str = "cpu") -> GeneratorModel:
+        folder = Path(folder) if folder is not None else DEFAULT_WEIGHTS
+        config_path, weights = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+        if not config_path.is_file() or not weights.is_file():
+            raise ModelError(
+                f"generator weights not found in {folder} (expected {CONFIG_NAME} and "
+                f"{WEIGHTS_NAME}); reinstall likeness or pass --weights"
+            )
+        config = GeneratorConfig.load(config_path)
+        networks = GeneratorNetworks(config)
+        load_weights(networks, weights)
+        return cls(networks, device, weights_hash=file_hash(weights))
+
+    def _ctx(self):
+        if self.autocast:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cpu", enabled=False)
+
+    @torch.inference_mode()
+    def extract_appearance(self, crop: np.ndarray) -> dict[str, torch.Tensor]:
+        """The source crop (H, W, 3) uint8 -> what `render` needs of it."""
+        c = self.config
+        full = resize(to_tensor(crop, self.device), c.output_size)
+        with self._ctx():
+            volume = self.networks.renderer.encode(resize(full, c.image_size))
+        return {"volume": volume, "full": full}
+
+    @torch.inference_mode()
+    def render(
+        self, appearance: dict[str, torch.Tensor], kp_source: np.ndarray, kp_driving: np.ndarray
+    ) -> np.ndarray:
+        """kp_source (K, 3); kp_driving (N, K, 3) -> N frames (N, out, out, 3) uint8."""
+        n = len(kp_driving)
+        src = torch.as_tensor(np.asarray(kp_source), dtype=torch.float32, device=self.device)
+        drv = torch.as_tensor(np.asarray(kp_driving), dtype=torch.float32, device=self.device)
+        volume = appearance["volume"].expand(n, *appearance["volume"].shape[1:])
+        full = appearance["full"].expand(n, -1, -1, -1)
+        with self._ctx():
+            out = self.networks.renderer.render(volume, full, src[None].expand(n, -1, -1), drv)
+        return to_uint8(out["image"])
+
+    @torch.inference_mode()
+    def extract_motion(self, crops: np.ndarray) -> np.ndarray:
+        """Crops (N, H, W, 3) uint8 -> keypoints (N, K, 3) predicted from pixels alone."""
+        x = resize(to_tensor(crops, self.device), self.config.extractor_size)
+        with self._ctx():
+            out = self.networks.extractor(x)
+        return out["keypoints"].float().cpu().numpy()
+
+    @torch.inference_mode()
+    def retarget(
+        self, part: str, kp: np.ndarray, current: np.ndarray, wanted: np.ndarray
+    ) -> np.ndarray:
+        """Offsets (N, K, 3) that take keypoints (N, K, 3) from `current` to `wanted`
+        eye openness or mouth shape ((N, 2) each); part is 'eyes' or 'lips'."""
+        net = self.networks.eyes if part == "eyes" else self.networks.lips
+        args = [
+            torch.as_tensor(np.asarray(a), dtype=torch.float32, device=self.device)
+            for a in (kp, current, wanted)
+        ]
+        return net(*args).cpu().numpy()
+
+
+def file_hash(path: Path) -> str:
+    from likeness.hashing import sha256_file
+
+    return sha256_file(path)
+
+
+def save_weights(networks: GeneratorNetworks, folder: Path, dtype=torch.float16) -> Path:
+    """Write config.json and model.safetensors (half precision halves the size; the
+    networks run in float32 after loading)."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {
+        k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
+        for k, v in networks.state_dict().items()
+    }
+    tmp = folder / (WEIGHTS_NAME + ".tmp")
+    save_file(state, str(tmp), metadata={"config": networks.config.to_json()})
+    tmp.replace(folder / WEIGHTS_NAME)
+    (folder / CONFIG_NAME).write_text(networks.config.to_json())
+    return folder / WEIGHTS_NAME
+
+
+def load_weights(networks: nn.Module, path: Path) -> None:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ModelError(f"generator weights {path} cannot be read: {err}") from err
+    own = networks.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise ModelError(
+            f"generator weights {path.name} do not fit this model "
+            f"({len(missing)} missing, {len(unexpected)} unexpected tensors)"
+        )
+    for k, v in state.items():
+        if v.shape != own[k].shape:
+            raise ModelError(
+                f"generator weights {path.name}: {k} has shape {tuple(v.shape)}, "
+                f"expected {tuple(own[k].shape)}"
+            )
+    networks.load_state_dict(
+        {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    )
+
+
+def config_digest(config: GeneratorConfig) -> str:
+    return hashlib.sha256(json.dumps(config.to_json()).encode()).hexdigest()[:12]

@@ -1,0 +1,1 @@
+"""One `nn.Module` per block; each takes and returns tensors only."""

@@ -1,0 +1,391 @@
+"""Self-supervised training: reconstruct a driving frame from a source frame of the
+same person, given both frames' keypoints.
+
+    likeness train generator --pack PACK --out RUN [--resume] [--minutes N]
+
+RUN holds `checkpoint.pt` (everything needed to continue exactly), `loss.csv`,
+`samples/step_XXXXXXX.png` (source | driving | output | spline warp, on validation
+pairs) and `weights/` (the exportable model: config.json + model.safetensors).
+Imports only torch, numpy, OpenCV, timm and safetensors (the GPU machine has no PyAV).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from likeness.errors import InputError
+from likeness.generator import losses as L
+from likeness.generator.config import GeneratorConfig, TrainConfig, preset
+from likeness.generator.data import Batch, PairSampler, grid_image, load_clips, resize_batch
+from likeness.generator.model import GeneratorNetworks, save_weights, to_uint8
+from likeness.generator.networks.discriminator import PatchDiscriminator
+from likeness.generator.networks.motion_extractor import pose_bin
+
+CHECKPOINT = "checkpoint.pt"
+LOSS_CSV = "loss.csv"
+CSV_FIELDS = (
+    "step",
+    "time_s",
+    "total",
+    "loss",
+    "l1",
+    "ssim",
+    "psnr",
+    "extractor",
+    "kp_err",
+    "retarget",
+    "gan",
+    "lr",
+    "val_psnr",
+    "val_ssim",
+    "val_l1",
+)
+
+
+@dataclass
+class RunState:
+    step: int = 0
+    seconds: float = 0.0  # training time spent, across chunks
+
+
+def _lr(train: TrainConfig, step: int, base: float) -> float:
+    if step < train.warmup:
+        return base * (step + 1) / train.warmup
+    progress = min(1.0, (step - train.warmup) / max(1, train.steps - train.warmup))
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class Trainer:
+    def __init__(
+        self,
+        pack_path: Path,
+        out: Path,
+        train: TrainConfig | None = None,
+        *,
+        overrides: dict | None = None,
+        device: str = "cpu",
+        resume: bool = False,
+    ) -> None:
+        """A new run from `train` (default TrainConfig) with `overrides`; or, with
+        `resume`, the run in `out` with its own config and `overrides` on top."""
+        from likeness.datasets.pack_reader import Pack
+
+        self.out = Path(out)
+        self.device = torch.device(device)
+        ckpt_path = self.out / CHECKPOINT
+        ckpt = None
+        if resume:
+            if not ckpt_path.is_file():
+                raise InputError(f"--resume: no {CHECKPOINT} in {self.out}")
+            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            train = TrainConfig.from_dict({**ckpt["train"], **(overrides or {})})
+            config = GeneratorConfig.from_dict(ckpt["config"])
+        else:
+            if ckpt_path.exists():
+                raise InputError(f"{self.out} already holds a run: pass --resume or another --out")
+            base = dataclasses.asdict(train or TrainConfig())
+            train = TrainConfig.from_dict({**base, **(overrides or {})})
+            config = preset(train.preset)
+        self.train = train
+        self.config = config
+        torch.manual_seed(train.seed)
+        self.pack = Pack.open(pack_path)
+        self.clips = load_clips(self.pack, "train", self.config, train.max_frames_per_clip)
+        self.sampler = PairSampler(self.clips, self.config, train)
+        val_clips = self._val_clips()
+        self.val = (
+            PairSampler(
+                val_clips, self.config, dataclasses.replace(train, flip=0.0, colour_jitter=0.0)
+            )
+            if val_clips
+            else None
+        )
+        self.nets = GeneratorNetworks(self.config).to(self.device)
+        self.disc = PatchDiscriminator().to(self.device) if train.losses.gan > 0 else None
+        gen_params = [p for n, p in self.nets.named_parameters() if not n.startswith("extractor.")]
+        self.opt = torch.optim.AdamW(
+            gen_params, lr=train.lr, weight_decay=train.weight_decay, betas=(0.5, 0.999)
+        )
+        self.opt_ext = torch.optim.AdamW(
+            self.nets.extractor.parameters(), lr=train.extractor_lr, weight_decay=train.weight_decay
+        )
+        self.opt_d = (
+            torch.optim.AdamW(self.disc.parameters(), lr=train.lr, betas=(0.5, 0.999))
+            if self.disc is not None
+            else None
+        )
+        self.state = RunState()
+        if ckpt is not None:
+            self._restore(ckpt)
+        self.amp = self.device.type == "cuda"
+
+    def _val_clips(self):
+        try:
+            return load_clips(self.pack, "val", self.config, 64)
+        except InputError:
+            return []
+
+    # ------------------------------------------------------------ checkpoints
+
+    def _restore(self, ckpt: dict) -> None:
+        self.nets.load_state_dict(ckpt["networks"])
+        self.opt.load_state_dict(ckpt["opt"])
+        self.opt_ext.load_state_dict(ckpt["opt_ext"])
+        if self.disc is not None and "disc" in ckpt:
+            self.disc.load_state_dict(ckpt["disc"])
+            self.opt_d.load_state_dict(ckpt["opt_d"])
+        self.state = RunState(**ckpt["state"])
+
+    def save(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        ckpt = {
+            "networks": self.nets.state_dict(),
+            "opt": self.opt.state_dict(),
+            "opt_ext": self.opt_ext.state_dict(),
+            "state": dataclasses.asdict(self.state),
+            "train": dataclasses.asdict(self.train),
+            "config": dataclasses.asdict(self.config),
+            "pack": {"root": str(self.pack.root), "items": [c.item.id for c in self.clips]},
+        }
+        if self.disc is not None:
+            ckpt["disc"] = self.disc.state_dict()
+            ckpt["opt_d"] = self.opt_d.state_dict()
+        tmp = self.out / (CHECKPOINT + ".tmp")
+        torch.save(ckpt, tmp)
+        tmp.replace(self.out / CHECKPOINT)
+        save_weights(self.nets, self.out / "weights")
+
+    # ------------------------------------------------------------ steps
+
+    def _losses(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        c, tr, w = self.config, self.train, self.train.losses
+        nets = self.nets
+        small = resize_batch(batch.source, c.image_size)
+        out = nets.renderer(small, batch.source, batch.kp_source, batch.kp_driving)
+        pred, target = out["image"].float(), batch.driving
+        l1 = (pred - target).abs().mean()
+        pyr = L.pyramid_l1(pred, target)
+        ss = L.ssim(resize_batch(pred, c.image_size), resize_batch(target, c.image_size)).mean()
+        region = L.region_mask(batch.kp_driving, pred.shape[-1])
+        reg_l1 = ((pred - target).abs() * region).sum() / (region.sum() * 3 + 1.0)
+        # The decoder alone must also reconstruct, or it learns to lean on the blend.
+        dec_l1 = (out["decoded"].float() - resize_batch(target, c.image_size)).abs().mean()
+        loss = w.l1 * (l1 + 0.5 * dec_l1) + w.pyramid * pyr + w.ssim * (1 - ss) + w.regions * reg_l1
+        gan = pred.new_zeros(())
+        if self.disc is not None and step >= tr.gan_start:
+            real_f, fake_f = self.disc(target), self.disc(pred)
+            adv, fm = L.generator_gan_losses(real_f, fake_f)
+            gan = adv
+            loss = loss + w.gan * adv + w.feature_matching * fm
+        # Retargeting MLPs: predict the expression offsets that took source to driving.
+        ret = pred.new_zeros(())
+        for net, delta, ctl in (
+            (nets.eyes, batch.eye_delta, batch.eyes),
+            (nets.lips, batch.lip_delta, batch.lips),
+        ):
+            guess = net(batch.kp_source, ctl[:, 0], ctl[:, 1])
+            err = ((guess - delta) * net.mask).abs().sum()
+            ret = ret + err / (net.mask.sum() * 3 * len(delta))
+        loss = loss + tr.retarget_weight * ret
+        metrics = {
+            "l1": l1.item(),
+            "ssim": ss.item(),
+            "psnr": L.psnr(pred.detach(), target).mean().item(),
+            "retarget": ret.item(),
+            "gan": gan.item(),
+        }
+        return loss, metrics, pred
+
+    def _extractor_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        c = self.config
+        ext = self.nets.extractor(resize_batch(batch.driving, c.extractor_size))
+        kp_l1 = (ext["keypoints"] - batch.kp_driving).abs().mean()
+        bins = pose_bin(batch.angles_driving, c.pose_bins)
+        ce = F.cross_entropy(ext["pose_logits"].reshape(-1, c.pose_bins), bins.reshape(-1))
+        ang = (ext["angles"] - batch.angles_driving).abs().mean() / 30.0
+        canon = (ext["canonical"] - batch.canonical_driving).abs().mean()
+        loss = 10 * kp_l1 + 0.1 * ce + ang + canon + 0.1 * ext["delta"].abs().mean()
+        return loss, {"extractor": loss.item(), "kp_err": kp_l1.item()}
+
+    def step(self) -> dict[str, float]:
+        tr = self.train
+        step = self.state.step
+        torch.manual_seed(tr.seed * 1_000_003 + step)
+        batch = self.sampler.batch(step).to(self.device)
+        lr = _lr(tr, step, tr.lr)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        for group in self.opt_ext.param_groups:
+            group["lr"] = _lr(tr, step, tr.extractor_lr)
+        self.nets.train()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            loss, metrics, pred = self._losses(batch, step)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.opt.param_groups[0]["params"], 1.0)
+        self.opt.step()
+        if self.disc is not None and step >= tr.gan_start:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                d_loss = L.hinge_d_loss(self.disc(batch.driving), self.disc(pred.detach()))
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_d.step()
+        if tr.extractor_weight > 0:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                e_loss, e_metrics = self._extractor_loss(batch)
+            self.opt_ext.zero_grad(set_to_none=True)
+            (tr.extractor_weight * e_loss).backward()
+            self.opt_ext.step()
+            metrics.update(e_metrics)
+        metrics.update(loss=loss.item(), lr=lr)
+        metrics["total"] = metrics["loss"] + tr.extractor_weight * metrics.get("extractor", 0.0)
+        self.state.step += 1
+        return metrics
+
+    @torch.no_grad()
+    def evaluate(self, batch: Batch) -> dict[str, float]:
+        """The training objectives on `batch`, without training: the renderer's
+        reconstruction loss, the extractor's loss, and their weighted total."""
+        self.nets.eval()
+        batch = batch.to(self.device)
+        loss, _, _ = self._losses(batch, self.state.step)
+        ext, _ = self._extractor_loss(batch)
+        total = loss.item() + self.train.extractor_weight * ext.item()
+        return {"renderer": loss.item(), "extractor": ext.item(), "total": total}
+
+    @torch.no_grad()
+    def validate(self, pairs: int = 16) -> dict[str, float]:
+        if self.val is None:
+            return {}
+        self.nets.eval()
+        batch = self.val.batch(0, batch_size=pairs, seed=12345).to(self.device)
+        c = self.config
+        out = self.nets.renderer(
+            resize_batch(batch.source, c.image_size),
+            batch.source,
+            batch.kp_source,
+            batch.kp_driving,
+        )
+        pred = out["image"].float()
+        self._last_val = (batch, out)
+        return {
+            "val_psnr": L.psnr(pred, batch.driving).mean().item(),
+            "val_ssim": L.ssim(pred, batch.driving).mean().item(),
+            "val_l1": (pred - batch.driving).abs().mean().item(),
+        }
+
+    def sample_grid(self, rows: int = 4) -> Path | None:
+        if self.val is None or not hasattr(self, "_last_val"):
+            return None
+        batch, out = self._last_val
+        n = min(rows, batch.source.shape[0])
+        cols = [to_uint8(t[:n]) for t in (batch.source, batch.driving, out["image"], out["warped"])]
+        grid = grid_image([[col[i] for col in cols] for i in range(n)])
+        path = self.out / "samples" / f"step_{self.state.step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        import cv2
+
+        cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+        return path
+
+    def _csv(self, row: dict) -> None:
+        path = self.out / LOSS_CSV
+        new = not path.exists()
+        self.out.mkdir(parents=True, exist_ok=True)
+        with path.open("a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(
+                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
+            )
+
+    def run(
+        self, minutes: float | None = None, steps: int | None = None, progress=None
+    ) -> RunState:
+        """Train until `train.steps`, `steps` more steps, or `minutes` pass; checkpoint
+        at every `checkpoint_every` and at the end (also on SIGTERM/SIGINT)."""
+        tr = self.train
+        stop_at = tr.steps if steps is None else min(tr.steps, self.state.step + steps)
+        deadline = time.monotonic() + minutes * 60 if minutes else None
+        interrupted = {"flag": False}
+
+        def _handler(signum, frame):  # finish the step, save, leave
+            interrupted["flag"] = True
+
+        old = {s: signal.signal(s, _handler) for s in (signal.SIGTERM, signal.SIGINT)}
+        running: dict[str, float] = {}
+        count = 0
+        try:
+            while self.state.step < stop_at and not interrupted["flag"]:
+                t0 = time.monotonic()
+                metrics = self.step()
+                self.state.seconds += time.monotonic() - t0
+                for k, v in metrics.items():
+                    running[k] = running.get(k, 0.0) + v
+                count += 1
+                step = self.state.step
+                if progress is not None:
+                    progress(step, stop_at, metrics)
+                if step % tr.log_every == 0 or step == stop_at:
+                    row = {k: v / count for k, v in running.items()}
+                    if step % tr.checkpoint_every == 0 or step == stop_at:
+                        row.update(self.validate())
+                    self._csv({"step": step, "time_s": self.state.seconds, **row})
+                    running, count = {}, 0
+                if step % tr.checkpoint_every == 0:
+                    self.save()
+                    if step % tr.sample_every == 0:
+                        self.sample_grid()
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            self.validate()
+            self.save()
+            self.sample_grid()
+        return self.state
+
+
+def read_losses(run: Path) -> list[dict]:
+    path = Path(run) / LOSS_CSV
+    with path.open() as fh:
+        return [
+            {k: (float(v) if v not in ("", None) else None) for k, v in row.items()}
+            for row in csv.DictReader(fh)
+        ]
+
+
+def config_overrides(
+    path: Path | None, preset_name: str | None = None, overrides: dict | None = None
+) -> dict:
+    """Training config fields from a JSON file, --preset and --set, later ones winning."""
+    data: dict = {}
+    if path is not None:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as err:
+            raise InputError(f"cannot read training config {path}: {err}") from err
+        if not isinstance(data, dict):
+            raise InputError(f"training config {path} must hold a JSON object")
+    if preset_name:
+        preset(preset_name)  # validates the name
+        data["preset"] = preset_name
+    data.update(overrides or {})
+    return data
+
+
+def describe(config: GeneratorConfig) -> dict[str, int]:
+    nets = GeneratorNetworks(config)
+    return {name: sum(p.numel() for p in m.parameters()) for name, m in nets.named_children()}
