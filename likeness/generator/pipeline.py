@@ -357,13 +357,41 @@ def _shifted(crop: AlignedCrop, shift: np.ndarray) -> AlignedCrop:
 # ---------------------------------------------------------------- driving keypoints
 
 
+class HoldMotion:
+    """One keypoint set per frame whether or not it had a face: a faceless frame holds
+    the last good keypoints, and frames before the first face wait for it and take
+    its keypoints (the output keeps one frame per driving frame)."""
+
+    def __init__(self) -> None:
+        self.last: np.ndarray | None = None
+        self.pending = 0  # frames before the first face
+        self.missing = 0
+        self.seen = 0
+
+    def __call__(self, measured: list[np.ndarray | None]) -> list[np.ndarray]:
+        """Keypoints or None per frame -> the keypoints ready so far, in order."""
+        out: list[np.ndarray] = []
+        for kp in measured:
+            self.seen += 1
+            if kp is None:
+                self.missing += 1
+                if self.last is None:
+                    self.pending += 1
+                    continue
+                kp = self.last
+            elif self.last is None:
+                out += [kp] * self.pending
+                self.pending = 0
+            self.last = kp
+            out.append(kp)
+        return out
+
+
 class DrivingKeypoints:
     """Driving frames -> keypoints (K, 3), one per frame, in the crop of the first frame
-    that has a face (so head translation and roll relative to it carry over).
-
-    Frames without a face hold the last good keypoints; frames before the first face
-    take that face's. `feed()` returns what is ready, in order; `finish()` raises
-    NoFaceError when no frame had a face.
+    that has a face (so head translation and roll relative to it carry over), held
+    through faceless frames (`HoldMotion`) and smoothed over time. `feed()` returns
+    what is ready, in order; `finish()` raises NoFaceError when no frame had a face.
     """
 
     def __init__(
@@ -382,37 +410,27 @@ class DrivingKeypoints:
         self.align = AlignConfig(size=self.size)
         self.filter = OneEuroFilter() if config.smooth else None
         self.fps = fps
+        self.hold = HoldMotion()
         self.matrix0: np.ndarray | None = None
-        self.last: np.ndarray | None = None
-        self.pending = 0  # frames before the first face, waiting for its keypoints
-        self.missing = 0
-        self.seen = 0
         self.emitted = 0
         self._settled = False
-        self._scale = 0.5  # interocular distance in crop units, for the filter's speed
+        self._scale: float | None = None  # interocular distance in crop units
+
+    @property
+    def missing(self) -> int:
+        return self.hold.missing
+
+    @property
+    def seen(self) -> int:
+        return self.hold.seen
 
     def feed(self, frames: list[Frame]) -> list[np.ndarray]:
         faces = [self._face(f) for f in frames]
-        measured = self._measure(frames, faces)
-        self.seen += len(frames)
-        out: list[np.ndarray] = []
-        for kp in measured:
-            if kp is None:
-                self.missing += 1
-                if self.last is None:
-                    self.pending += 1
-                    continue
-                kp = self.last
-            elif self.last is None:
-                self._scale = _interocular(kp)
-                out += [self._smooth(kp) for _ in range(self.pending)]
-                self.pending = 0
-            self.last = kp
-            out.append(self._smooth(kp))
-        return out
+        ready = self.hold(self._measure(frames, faces))
+        return [self._smooth(kp) for kp in ready]
 
     def finish(self, name: str) -> None:
-        if self.last is None:
+        if self.hold.last is None:
             raise NoFaceError(f"no face found in any of the {self.seen} frames of {name}")
 
     def _face(self, frame: Frame) -> Face | None:
@@ -464,6 +482,9 @@ class DrivingKeypoints:
         self.emitted += 1
         if self.filter is None:
             return kp
+        if self._scale is None:
+            # The filter's speed is in face sizes per second, as the face tracker's.
+            self._scale = _interocular(kp)
         return self.filter(kp, t, scale=self._scale).astype(np.float32)
 
 

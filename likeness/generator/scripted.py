@@ -109,7 +109,7 @@ def _segment(name: str, fps: float) -> Script:
         width = 1 + SMILE_WIDTH * hold
         gap = SMILE_GAP * hold
     elif name == "talk":
-        gap = _syllables(t, fps)
+        gap = _syllables(t)
     else:  # parse_motions guards this; a direct caller gets the same message
         parse_motions(name)
     return Script(angles, eyes, gap, width, fps)
@@ -139,7 +139,7 @@ def _bump(t: np.ndarray, start: float, length: float) -> np.ndarray:
     return np.where(inside, 0.5 - 0.5 * np.cos(2 * np.pi * np.clip(x, 0, 1)), 0.0)
 
 
-def _syllables(t: np.ndarray, fps: float, seed: int = 7) -> np.ndarray:
+def _syllables(t: np.ndarray, seed: int = 7) -> np.ndarray:
     """An irregular open-close rhythm: syllables of random length (3-5 per second) and
     loudness, so it reads as speech rather than a metronome. Fixed seed: the same
     script gives the same video."""
