@@ -153,8 +153,10 @@ def tiny_pack(tmp_path_factory, astronaut, models_root):
     return folder / "pack"
 
 
-TINY = {"preset": "tiny", "batch_size": 4, "lr": 2e-3, "warmup": 5, "steps": 400,
-        "log_every": 5, "checkpoint_every": 10, "photo_fraction": 0.0}  # fmt: skip
+TINY = {
+    "preset": "tiny", "batch_size": 4, "lr": 2e-3, "extractor_lr": 2e-3, "warmup": 5,
+    "steps": 400, "log_every": 5, "checkpoint_every": 10, "photo_fraction": 0.0,
+}  # fmt: skip
 
 
 def test_tiny_training_halves_the_loss(tiny_pack, tmp_path):

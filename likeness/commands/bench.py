@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from pathlib import Path
 
 import typer
@@ -15,6 +16,7 @@ BENCHMARKS = {
     "faces": "Decode, face detection, mesh+iris and crop speed on a 512x512 clip.",
     "watermark": "Watermark embed/detect speed, PSNR and robustness to attacks.",
     "provenance": "C2PA sign/verify and store timings.",
+    "generator": "Generator quality on held-out identities vs two baselines, and its fps.",
 }
 
 
@@ -26,6 +28,18 @@ def register(app: typer.Typer) -> None:
             Path("bench-results"), "-o", "--out", help="Folder for results."
         ),
         quick: bool = typer.Option(False, help="Fewer repetitions (for smoke runs)."),
+        weights: Path | None = typer.Option(
+            None,
+            "--weights",
+            help="generator: model folder (config.json + model.safetensors); "
+            "default: the shipped model.",
+        ),
+        pack: Path | None = typer.Option(
+            None,
+            "--pack",
+            help="generator: take held-out crops from a pack's test split instead of "
+            "running the face stack on ../shared/corpus.",
+        ),
     ) -> None:
         """Run a benchmark and write its JSON (and charts) into --out.
 
@@ -40,6 +54,11 @@ def register(app: typer.Typer) -> None:
             raise InputError(
                 f"benchmark {name!r} is not available in this build ({err.name})"
             ) from err
+        options = {k: v for k, v in {"weights": weights, "pack": pack}.items() if v is not None}
+        accepted = inspect.signature(module.run).parameters
+        for key in options:
+            if key not in accepted:
+                raise InputError(f"--{key} does not apply to the {name} benchmark")
         out_dir.mkdir(parents=True, exist_ok=True)
-        path = module.run(out_dir, quick=quick)
+        path = module.run(out_dir, quick=quick, **options)
         console.print(f"{name} benchmark written to {safe(path)}")

@@ -16,6 +16,8 @@ import torch
 
 from likeness.datasets.pack_reader import Pack, PackItem
 from likeness.errors import InputError
+from likeness.faces.align import AlignParams, params_to_matrix
+from likeness.faces.geometry import invert_affine
 from likeness.generator import keypoints as kpt
 from likeness.generator import motion
 from likeness.generator.config import GeneratorConfig, TrainConfig
@@ -28,12 +30,14 @@ class Clip:
     keypoints: np.ndarray  # (N, K, 3) normalised
     angles: np.ndarray  # (N, 3) yaw, pitch, roll
     canonical: np.ndarray  # (K, 3) the clip's mean pose-free shape
+    matrices: np.ndarray  # (N, 2, 3) source-video pixels -> crop pixels, per frame
 
 
 @dataclass
 class Batch:
     source: torch.Tensor  # (B, 3, S, S) in [0, 1], output size
     driving: torch.Tensor
+    valid: torch.Tensor  # (B, 1, S, S): 1 where the driving frame has real pixels
     kp_source: torch.Tensor  # (B, K, 3)
     kp_driving: torch.Tensor
     angles_driving: torch.Tensor  # (B, 3)
@@ -69,11 +73,15 @@ def load_clips(
         arrays = pack.arrays(item)
         kp = kpt.from_pack_arrays(arrays.landmarks, arrays.irises, pack.crop_size)
         angles = np.asarray(arrays.pose, np.float64)
+        size = frames.shape[1]
+        matrices = np.stack(
+            [params_to_matrix(AlignParams(*map(float, p)), size) for p in arrays.params]
+        )
         if max_frames is not None and len(frames) > max_frames:
             pick = np.linspace(0, len(frames) - 1, max_frames).round().astype(int)
-            frames, kp, angles = frames[pick], kp[pick], angles[pick]
+            frames, kp, angles, matrices = frames[pick], kp[pick], angles[pick], matrices[pick]
         shapes = np.stack([local_shape(k, a) for k, a in zip(kp, angles, strict=True)])
-        clips.append(Clip(item, frames, kp, angles.astype(np.float32), shapes.mean(0)))
+        clips.append(Clip(item, frames, kp, angles.astype(np.float32), shapes.mean(0), matrices))
     return clips
 
 
@@ -98,6 +106,8 @@ class PairSampler:
         self.perm = kpt.mirror_permutation()
 
     def _photo_pair(self, rng: np.random.Generator):
+        """A photo against a randomly warped copy of itself (both warped, so the
+        model never learns that sources are undistorted)."""
         from likeness.datasets.synthetic_motion import random_warp
 
         clip = self.photos[rng.integers(len(self.photos))]
@@ -106,27 +116,52 @@ class PairSampler:
         px = kpt.to_pixels(kp, size)
         a_img, a_px = random_warp(image, px, rng, strength=0.5)
         b_img, b_px = random_warp(image, px, rng, strength=1.0)
-        angles = clip.angles[0]
+        valid = np.ones((size, size), np.float32)
         return (
             a_img,
             kpt.normalise(a_px, size),
             b_img,
             kpt.normalise(b_px, size),
-            angles,
+            clip.angles[0],
             clip.canonical,
+            valid,
         )
 
     def _video_pair(self, rng: np.random.Generator):
+        """Two frames of one clip, the driving frame seen through the source frame's
+        crop window: the background stays put and the head moves inside the window,
+        as at inference, where the photo's crop is fixed."""
         clip = self.videos[rng.choice(len(self.videos), p=self.weights)]
         n = len(clip.frames)
         i, j = rng.integers(n), rng.integers(n)
+        size = clip.frames.shape[1]
+        to_source = clip.matrices[i] @ np.vstack([invert_affine(clip.matrices[j]), [0, 0, 1]])
+        driving = cv2.warpAffine(
+            clip.frames[j],
+            to_source,
+            (size, size),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REFLECT_101,
+        )
+        valid = cv2.warpAffine(
+            np.ones((size, size), np.float32),
+            to_source,
+            (size, size),
+            flags=cv2.INTER_LINEAR,
+            borderValue=0.0,
+        )
+        px = kpt.to_pixels(clip.keypoints[j], size)
+        px[:, :2] = px[:, :2] @ to_source[:, :2].T + to_source[:, 2]
+        px[:, 2] *= float(np.sqrt(abs(np.linalg.det(to_source[:, :2]))))
+        kp_d = kpt.normalise(px, size)
         return (
             clip.frames[i],
             clip.keypoints[i],
-            clip.frames[j],
-            clip.keypoints[j],
+            driving,
+            kp_d,
             clip.angles[j],
             clip.canonical,
+            valid,
         )
 
     def batch(self, step: int, batch_size: int | None = None, seed: int | None = None) -> Batch:
@@ -137,13 +172,13 @@ class PairSampler:
             use_photo = self.photos and (
                 not self.videos or rng.random() < self.train.photo_fraction
             )
-            src, kp_s, drv, kp_d, ang, canon = (
+            src, kp_s, drv, kp_d, ang, canon, valid = (
                 self._photo_pair(rng) if use_photo else self._video_pair(rng)
             )
             ang = np.asarray(ang, np.float32).copy()
             canon = canon.copy()
             if rng.random() < self.train.flip:
-                src, drv = src[:, ::-1], drv[:, ::-1]
+                src, drv, valid = src[:, ::-1], drv[:, ::-1], valid[:, ::-1]
                 kp_s, kp_d = _flip(kp_s, self.perm), _flip(kp_d, self.perm)
                 canon = _flip(canon, self.perm)
                 ang[0], ang[2] = -ang[0], -ang[2]
@@ -151,6 +186,7 @@ class PairSampler:
             for name, img in (("source", src), ("driving", drv)):
                 x = np.ascontiguousarray(img, np.float32) / 255.0 * gain + bias
                 cols[name].append(np.clip(x, 0, 1).transpose(2, 0, 1))
+            cols["valid"].append(np.ascontiguousarray(valid)[None])
             cols["kp_source"].append(kp_s)
             cols["kp_driving"].append(kp_d)
             cols["angles_driving"].append(ang)

@@ -172,7 +172,10 @@ class Trainer:
         nets = self.nets
         small = resize_batch(batch.source, c.image_size)
         out = nets.renderer(small, batch.source, batch.kp_source, batch.kp_driving)
-        pred, target = out["image"].float(), batch.driving
+        pred = out["image"].float()
+        # Where the driving frame's window reaches past its own crop there are no real
+        # pixels: the target takes the prediction's value there, so they cost nothing.
+        target = batch.valid * batch.driving + (1 - batch.valid) * pred.detach()
         l1 = (pred - target).abs().mean()
         pyr = L.pyramid_l1(pred, target)
         ss = L.ssim(resize_batch(pred, c.image_size), resize_batch(target, c.image_size)).mean()
@@ -277,17 +280,25 @@ class Trainer:
             batch.kp_driving,
         )
         pred = out["image"].float()
+        target = batch.valid * batch.driving + (1 - batch.valid) * pred
         self._last_val = (batch, out)
         return {
-            "val_psnr": L.psnr(pred, batch.driving).mean().item(),
-            "val_ssim": L.ssim(pred, batch.driving).mean().item(),
-            "val_l1": (pred - batch.driving).abs().mean().item(),
+            "val_psnr": L.psnr(pred, target).mean().item(),
+            "val_ssim": L.ssim(pred, target).mean().item(),
+            "val_l1": (pred - target).abs().mean().item(),
         }
 
-    def sample_grid(self, rows: int = 4) -> Path | None:
-        if self.val is None or not hasattr(self, "_last_val"):
-            return None
-        batch, out = self._last_val
+    @torch.no_grad()
+    def sample_grid(self, rows: int = 4) -> Path:
+        """source | driving | output | spline-warped source, on validation pairs (or
+        fixed training pairs when the pack has no validation split)."""
+        if self.val is not None and hasattr(self, "_last_val"):
+            batch, out = self._last_val
+        else:
+            self.nets.eval()
+            batch = self.sampler.batch(0, batch_size=rows, seed=12345).to(self.device)
+            small = resize_batch(batch.source, self.config.image_size)
+            out = self.nets.renderer(small, batch.source, batch.kp_source, batch.kp_driving)
         n = min(rows, batch.source.shape[0])
         cols = [to_uint8(t[:n]) for t in (batch.source, batch.driving, out["image"], out["warped"])]
         grid = grid_image([[col[i] for col in cols] for i in range(n)])
