@@ -17,6 +17,7 @@ from likeness.commands import (
     dataset,
     faces,
     provenance,
+    scan,
     system,
     train,
     watermark,
@@ -48,7 +49,7 @@ def _root(
         os.environ["LIKENESS_DEBUG"] = "1"
 
 
-for _module in (system, faces, animate, provenance, watermark, dataset, train, bench):
+for _module in (system, faces, animate, scan, provenance, watermark, dataset, train, bench):
     _module.register(app)
 
 

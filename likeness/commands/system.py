@@ -49,6 +49,15 @@ def _check_models() -> tuple[bool, str]:
     return True, f"installed in {config.models_dir()}"
 
 
+def _check_generator() -> tuple[bool, str]:
+    from likeness.generator.model import CONFIG_NAME, DEFAULT_WEIGHTS, WEIGHTS_NAME
+
+    weights = DEFAULT_WEIGHTS / WEIGHTS_NAME
+    if not weights.is_file() or not (DEFAULT_WEIGHTS / CONFIG_NAME).is_file():
+        return False, f"missing in {DEFAULT_WEIGHTS}: reinstall likeness"
+    return True, f"{weights} ({weights.stat().st_size / 2**20:.1f} MiB)"
+
+
 def _check_keys() -> tuple[bool, str]:
     keys = config.keys_dir()
     if keys.is_dir() and any(keys.iterdir()):
@@ -78,7 +87,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def doctor() -> None:
-        """Check what likeness needs: torch, codecs, face models, keys, a writable home.
+        """Check what likeness needs: torch, codecs, face models, generator weights, keys,
+        a writable home.
 
         Exits 1 when something required is missing, and says how to fix it.
         """
@@ -87,6 +97,7 @@ def register(app: typer.Typer) -> None:
             ("torch", *_check_torch(), True),
             ("video codecs", *_check_codecs(), True),
             ("face models", *_check_models(), True),
+            ("generator weights", *_check_generator(), True),
             ("signing keys", *_check_keys(), False),
             ("home (LIKENESS_HOME)", *_check_home(), True),
         ]
