@@ -17,6 +17,7 @@ BENCHMARKS = {
     "watermark": "Watermark embed/detect speed, PSNR and robustness to attacks.",
     "provenance": "C2PA sign/verify and store timings.",
     "generator": "Generator quality on held-out identities vs two baselines, and its fps.",
+    "detector": "Detector AUC/AP/EER/TPR on held-out people (--pack FAKES or PACK), scan speed.",
 }
 
 

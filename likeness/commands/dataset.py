@@ -73,3 +73,75 @@ def register(app: typer.Typer) -> None:
                 f"  {split}: {counts['identities']} identities, {counts['videos']} video(s) "
                 f"({counts['frames']} frames), {counts['photos']} photo(s)"
             )
+
+    @dataset_app.command("fakes")
+    def fakes_command(
+        pack: Path = typer.Option(..., "--pack", help="A pack from `likeness dataset pack`."),
+        output: Path = typer.Option(
+            ..., "-o", "--output", help="The training-set folder to write (FAKES)."
+        ),
+        weights: list[Path] = typer.Option(
+            [],
+            "--weights",
+            help="Generator model folder (repeatable: each checkpoint is a fake family); "
+            "default: the shipped generator.",
+        ),
+        every: int = typer.Option(
+            6, min=1, help="Use every N-th pack frame of each clip (packs keep every 2nd)."
+        ),
+        max_frames_per_clip: int | None = typer.Option(
+            None, min=1, help="Use at most this many frames of each clip."
+        ),
+        split: list[str] = typer.Option(
+            [], "--split", help="Only this split: train, val or test (repeatable; default all)."
+        ),
+        no_generator: bool = typer.Option(
+            False, "--no-generator", help="Real and self-blended crops only (no generator)."
+        ),
+        quality: int = typer.Option(95, min=50, max=100, help="JPEG quality of stored crops."),
+        seed: int = typer.Option(0, help="Seed for every random choice."),
+        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+        force: bool = typer.Option(False, "--force", help="Replace an existing folder."),
+    ) -> None:
+        """Make the detector's training set: real crops and fakes of the same people.
+
+        Per sampled frame one real crop and one fake (generator self-reenactment,
+        cross-reenactment, or self-blend, taking turns); every video of crops goes
+        through one random H.264 or JPEG round trip. Splits follow the pack
+        (identity-disjoint). The fakes are not watermarked: training data, not output.
+
+        Example: `likeness dataset fakes --pack pack/ -o fakes/`
+        """
+        from likeness.config import choose_device
+        from likeness.datasets.fakes import FakesConfig, make_fakes
+        from likeness.datasets.pack_format import SPLITS
+
+        config = FakesConfig(
+            every=every,
+            max_frames_per_clip=max_frames_per_clip,
+            splits=tuple(split) or SPLITS,
+            weights=tuple(weights),
+            generator=not no_generator,
+            quality=quality,
+            seed=seed,
+            device=choose_device(device),
+            force=force,
+        )
+        report = make_fakes(
+            pack,
+            output,
+            config,
+            progress=progress_bar,
+            warn=lambda message: err_console.print(f"[yellow]warning:[/] {safe(message)}"),
+        )
+        total = sum(sum(c.values()) for c in report.counts.values())
+        console.print(
+            f"training set {safe(report.path)}: {total} crops, "
+            f"{report.bytes / 2**20:.1f} MiB in {report.seconds:.0f} s (not watermarked: "
+            "training data only)"
+        )
+        for name, counts in report.counts.items():
+            parts = ", ".join(f"{family} {n}" for family, n in sorted(counts.items()))
+            console.print(f"  {name}: {parts}")
+        for note in report.notes:
+            err_console.print(f"[yellow]note:[/] {safe(note)}")

@@ -1,0 +1,429 @@
+"""The detector's training set: real and fake aligned face crops from a pack.
+
+    likeness dataset fakes --pack PACK -o FAKES [--weights DIR ...] [--every N]
+
+From each clip of the pack, every `every`-th frame is taken as a real crop, and each of
+those frames also yields one fake, the fake families taking turns along the clip:
+
+- generator-self: the likeness generator animates one frame of the same clip (fixed
+  per clip, as `animate` keeps one photo) with this frame's keypoints, and the result
+  is pasted back into that source crop (feathered mask, colour match), as `animate`
+  pastes into the photo;
+- generator-cross: another person of the same split (a photo or a frame of another
+  clip, fixed per clip) is driven by this clip with relative motion transfer, and
+  pasted back into that person's crop;
+- sbi: this frame blended onto itself through a landmark mask (`self_blend`).
+
+Generator families repeat for every `--weights` folder (earlier checkpoints are other
+fake families). Photos give a real crop and a self-blend each. Every video of crops,
+real or fake, then goes through one lossy round trip drawn at random (H.264 at CRF
+18-32, or JPEG at quality 60-95), so compression does not separate the classes.
+
+Splits are the pack's (identity-disjoint, fixed in datasets/split.tsv); a cross fake
+only ever mixes people of one split. The folder format is in detector/data.py.
+
+The fakes are NOT watermarked and NOT signed, on purpose: the folder is training data
+for the detector, not a published output, and a watermark in every fake would hand the
+detector a shortcut (learn the watermark, not the manipulation) that fails on any
+generator but ours. Do not publish its images.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import time
+import zlib
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from likeness import __version__
+from likeness.detector import codecs
+from likeness.detector.data import (
+    FAKES_FORMAT,
+    FAKES_VERSION,
+    IMAGES_DIR,
+    LANDMARKS_NAME,
+    MANIFEST_NAME,
+    SAMPLE_COLUMNS,
+    SAMPLES_NAME,
+    SPLITS,
+    mesh_from_key_landmarks,
+)
+from likeness.errors import InputError, OutputError
+
+GENERATOR_FAMILIES = ("generator-self", "generator-cross")
+
+
+@dataclass(frozen=True)
+class FakesConfig:
+    every: int = 6  # pack frames between sampled frames (packs keep every 2nd video frame)
+    max_frames_per_clip: int | None = None  # sampled frames per clip, at most
+    splits: tuple[str, ...] = SPLITS
+    weights: tuple[Path, ...] = ()  # generator folders; empty: the shipped model
+    generator: bool = True  # False: real and self-blended crops only
+    sbi: bool = True
+    quality: int = 95  # JPEG quality of the stored crops
+    h264_share: float = 0.6  # videos round-tripped through H.264 (the rest through JPEG)
+    crf: tuple[int, int] = (18, 32)
+    jpeg: tuple[int, int] = (60, 95)
+    seed: int = 0
+    device: str = "cpu"
+    batch_size: int = 8
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        if self.every < 1:
+            raise InputError(f"--every must be 1 or more, got {self.every}")
+        if self.max_frames_per_clip is not None and self.max_frames_per_clip < 1:
+            raise InputError("--max-frames-per-clip must be 1 or more")
+        unknown = [s for s in self.splits if s not in SPLITS]
+        if unknown or not self.splits:
+            raise InputError(f"unknown split(s) {unknown}: use {', '.join(SPLITS)}")
+        if not (self.generator or self.sbi):
+            raise InputError("no fake family left: keep the generator or self-blends")
+        if not 50 <= self.quality <= 100:
+            raise InputError(f"--quality must be 50-100, got {self.quality}")
+
+
+@dataclass
+class FakesReport:
+    path: Path
+    counts: dict = field(default_factory=dict)  # split -> family -> crops
+    bytes: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def _seed(*parts: object) -> list[int]:
+    return [zlib.crc32(str(p).encode()) for p in parts]
+
+
+class FakesWriter:
+    """Writes crops into a hidden folder beside the target; `finish()` adds the CSV,
+    landmarks and manifest and renames the folder into place, so a half-built set never
+    sits at the target path."""
+
+    def __init__(self, target: Path, quality: int = 95, force: bool = False) -> None:
+        self.target = Path(target)
+        parent = self.target.parent
+        if not parent.is_dir():
+            raise OutputError(f"output folder {parent} does not exist")
+        if self.target.exists() and not force:
+            raise OutputError(f"{self.target} exists: pass --force to replace it")
+        self.tmp = parent / f".{self.target.name}.{os.getpid()}.tmp"
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir()
+        self.quality = quality
+        self.rows: list[dict] = []
+        self.landmark_rows: list[int] = []
+        self.landmarks: list[np.ndarray] = []
+        self.bytes = 0
+
+    def add(self, rgb: np.ndarray, landmarks: np.ndarray | None = None, **columns) -> int:
+        row = len(self.rows)
+        rel = f"{IMAGES_DIR}/{columns['split']}/{row:06d}.jpg"
+        path = self.tmp / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = codecs.encode_jpeg(rgb, self.quality)
+        path.write_bytes(data)
+        self.bytes += len(data)
+        self.rows.append({"file": rel, **{k: columns.get(k, "") for k in SAMPLE_COLUMNS[1:]}})
+        if landmarks is not None:
+            self.landmark_rows.append(row)
+            self.landmarks.append(np.asarray(landmarks, np.float16))
+        return row
+
+    def finish(self, manifest: dict) -> Path:
+        with (self.tmp / SAMPLES_NAME).open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=SAMPLE_COLUMNS)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        if self.landmarks:
+            np.savez(
+                self.tmp / LANDMARKS_NAME,
+                rows=np.asarray(self.landmark_rows, np.int32),
+                landmarks=np.stack(self.landmarks),
+            )
+        (self.tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
+        old = None
+        if self.target.exists():
+            old = self.target.with_name(f".{self.target.name}.{os.getpid()}.old")
+            self.target.rename(old)
+        self.tmp.rename(self.target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.target
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def roundtrip(frames: list[np.ndarray], cfg: FakesConfig, rng: np.random.Generator):
+    """One lossy round trip drawn for a whole video: (frames, label such as h264-crf23)."""
+    if codecs.h264_available() and rng.random() < cfg.h264_share:
+        crf = int(rng.integers(cfg.crf[0], cfg.crf[1] + 1))
+        return codecs.h264_roundtrip(frames, crf), f"h264-crf{crf}"
+    q = int(rng.integers(cfg.jpeg[0], cfg.jpeg[1] + 1))
+    return [codecs.jpeg_roundtrip(f, q) for f in frames], f"jpeg-q{q}"
+
+
+@dataclass
+class _Clip:
+    item: object  # PackItem
+    frames: np.ndarray  # (N, S, S, 3)
+    landmarks: np.ndarray  # (N, L, 3) crop pixels
+    keypoints: np.ndarray | None  # (N, K, 3) normalised, when a generator is used
+
+
+class FakesBuilder:
+    def __init__(self, pack_path: Path, out: Path, config: FakesConfig, warn=None) -> None:
+        from likeness.datasets.pack_reader import Pack
+
+        self.config = config
+        self.pack = Pack.open(pack_path)
+        self.out = Path(out)
+        if self.out.exists() and not config.force:  # before minutes of model loading
+            raise OutputError(f"{self.out} exists: pass --force to replace it")
+        self.warn = warn or (lambda message: None)
+        self.models: list[tuple[str, object]] = []
+        if config.generator:
+            from likeness.generator.model import GeneratorModel
+
+            folders = config.weights or (None,)
+            for folder in folders:
+                model = GeneratorModel.from_pretrained(folder, device=config.device)
+                name = "shipped" if folder is None else Path(folder).resolve().name
+                self.models.append((f"{name}-{(model.weights_hash or '')[:8]}", model))
+            if len({tag for tag, _ in self.models}) != len(self.models):
+                raise InputError("the same generator weights were given twice")
+        self.slots: list[tuple[str, str]] = [
+            (family, tag) for tag, _ in self.models for family in GENERATOR_FAMILIES
+        ]
+        if config.sbi:
+            self.slots.append(("sbi", ""))
+        self.report = FakesReport(self.out)
+
+    # ------------------------------------------------------------ inputs
+
+    def _load(self, item) -> _Clip:
+        from likeness.generator import keypoints as kpt
+
+        frames = self.pack.frames(item)
+        arrays = self.pack.arrays(item)
+        kp = None
+        if self.models:
+            kp = kpt.from_pack_arrays(arrays.landmarks, arrays.irises, self.pack.crop_size)
+        return _Clip(item, frames, arrays.landmarks, kp)
+
+    def _rows(self, item) -> list[int]:
+        rows = list(range(0, item.frames, self.config.every))
+        if self.config.max_frames_per_clip:
+            rows = rows[: self.config.max_frames_per_clip]
+        return rows
+
+    def _mesh(self, key: np.ndarray) -> np.ndarray:
+        return mesh_from_key_landmarks(key, self.pack.landmark_indices)
+
+    # ------------------------------------------------------------ fakes
+
+    def _render(self, model, source: np.ndarray, kp_source, kp_targets) -> list[np.ndarray]:
+        from likeness.faces import paste_back
+        from likeness.faces.align import AlignedCrop, AlignParams
+
+        size = source.shape[0]
+        eye = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+        # The source crop is the frame here: paste-back with the identity transform
+        # blends the generated face into it exactly as `animate` blends into a photo.
+        crop = AlignedCrop(
+            source, eye, eye, AlignParams(size / 2, size / 2, size / 2, 0.0), (size, size)
+        )
+        appearance = model.extract_appearance(source)
+        out = []
+        bs = self.config.batch_size
+        for start in range(0, len(kp_targets), bs):
+            rendered = model.render(
+                appearance, kp_source, np.asarray(kp_targets[start : start + bs])
+            )
+            out += [paste_back(source, face, crop) for face in rendered]
+        return out
+
+    def _generator_fakes(self, clip: _Clip, family: str, tag: str, rows: list[int], sources, rng):
+        """(frames, source item, source row, identity, video id) of one fake video."""
+        from likeness.generator.motion import MotionTransfer
+
+        model = dict(self.models)[tag]
+        item = clip.item
+        if family == "generator-self":
+            s = int(rng.integers(clip.frames.shape[0]))
+            frames = self._render(model, clip.frames[s], clip.keypoints[s], clip.keypoints[rows])
+            return frames, item.id, s, item.identity, f"{item.id}/self/{tag}"
+        others = [c for c in sources if c.item.identity != item.identity]
+        if not others:
+            return None
+        src = others[int(rng.integers(len(others)))]
+        s = int(rng.integers(src.frames.shape[0]))
+        # Relative motion from the clip's first frame, as `animate` drives a photo.
+        transfer = MotionTransfer(src.keypoints[s], clip.keypoints[0])
+        targets = np.stack([transfer(clip.keypoints[j]) for j in rows])
+        frames = self._render(model, src.frames[s], src.keypoints[s], targets)
+        return frames, src.item.id, s, src.item.identity, f"{item.id}/cross/{tag}/{src.item.id}"
+
+    def _sbi(self, clip: _Clip, rows: list[int], rng) -> list[np.ndarray]:
+        from likeness.datasets.self_blend import self_blend
+
+        return [self_blend(clip.frames[j], self._mesh(clip.landmarks[j]), rng).image for j in rows]
+
+    # ------------------------------------------------------------ writing
+
+    def _write_video(
+        self, writer, images, rng, *, positions, source_rows, landmarks=None, **columns
+    ) -> None:
+        """One video of crops: one round trip for all, then one row per crop."""
+        coded, encoding = roundtrip(list(images), self.config, rng)
+        for k, rgb in enumerate(coded):
+            marks = None if landmarks is None else landmarks[k]
+            writer.add(
+                rgb, marks, frame=positions[k], source_frame=source_rows[k], encoding=encoding,
+                **columns,
+            )  # fmt: skip
+            counts = self.report.counts.setdefault(columns["split"], {})
+            counts[columns["family"]] = counts.get(columns["family"], 0) + 1
+
+    def _sources(self, split: str) -> list[_Clip]:
+        """Crops that cross fakes may animate: every photo of the split and one frame of
+        every clip (loaded small: a source needs one frame only)."""
+        out = []
+        for item in self.pack.select(split):
+            clip = self._load(item)
+            s = int(
+                np.random.default_rng(_seed(self.config.seed, "source", item.id)).integers(
+                    len(clip.frames)
+                )
+            )
+            out.append(
+                _Clip(
+                    item,
+                    clip.frames[s : s + 1],
+                    clip.landmarks[s : s + 1],
+                    clip.keypoints[s : s + 1],
+                )
+            )
+        return out
+
+    def build(self, progress: Callable | None = None) -> FakesReport:
+        cfg = self.config
+        t0 = time.monotonic()
+        items = [i for split in cfg.splits for i in self.pack.select(split)]
+        if not items:
+            raise InputError(f"pack {self.pack.root.name} has no items in {', '.join(cfg.splits)}")
+        writer = FakesWriter(self.out, cfg.quality, cfg.force)
+        try:
+            bar = progress("making fakes", len(items)) if progress else nullcontext(_no_progress)
+            with bar as step:
+                for split in cfg.splits:
+                    self._split(writer, split, step)
+            manifest = self._manifest(time.monotonic() - t0)
+            writer.finish(manifest)
+        except BaseException:
+            writer.abort()
+            raise
+        self.report.bytes = writer.bytes
+        self.report.seconds = time.monotonic() - t0
+        return self.report
+
+    def _split(self, writer: FakesWriter, split: str, step) -> None:
+        cfg = self.config
+        sources = self._sources(split) if any(f == "generator-cross" for f, _ in self.slots) else []
+        if sources and len({c.item.identity for c in sources}) < 2:
+            self.report.notes.append(f"{split}: one identity only, no cross-reenactment fakes")
+        for item in self.pack.select(split):
+            rng = np.random.default_rng(_seed(cfg.seed, item.id))
+            clip = self._load(item)
+            base = {"identity": item.identity, "split": split, "item": item.id}
+            if item.kind == "photo":
+                self._write_video(
+                    writer, [clip.frames[0]], rng, landmarks=clip.landmarks[:1], label=0,
+                    family="real", video=item.id, positions=[0], source=item.id,
+                    source_rows=[0], **base,
+                )  # fmt: skip
+                if cfg.sbi:
+                    self._write_video(
+                        writer, self._sbi(clip, [0], rng), rng, label=1, family="sbi",
+                        video=f"{item.id}/sbi", positions=[0], source=item.id,
+                        source_rows=[0], **base,
+                    )  # fmt: skip
+                step()
+                continue
+            rows = self._rows(item)
+            self._write_video(
+                writer, [clip.frames[j] for j in rows], rng, landmarks=clip.landmarks[rows],
+                label=0, family="real", video=item.id, positions=rows, source=item.id,
+                source_rows=rows, **base,
+            )  # fmt: skip
+            offset = int(rng.integers(len(self.slots)))
+            for n, (family, tag) in enumerate(self.slots):
+                mine = [j for k, j in enumerate(rows) if (k + offset) % len(self.slots) == n]
+                if not mine:
+                    continue
+                if family == "sbi":
+                    self._write_video(
+                        writer, self._sbi(clip, mine, rng), rng, label=1, family="sbi",
+                        video=f"{item.id}/sbi", positions=mine, source=item.id,
+                        source_rows=mine, **base,
+                    )  # fmt: skip
+                    continue
+                made = self._generator_fakes(clip, family, tag, mine, sources, rng)
+                if made is None:
+                    continue
+                frames, source, s, identity, video = made
+                self._write_video(
+                    writer, frames, rng, label=1, family=family, video=video, positions=mine,
+                    source=source, source_rows=[s] * len(mine), weights=tag,
+                    **{**base, "identity": identity},
+                )  # fmt: skip
+            step()
+
+    def _manifest(self, seconds: float) -> dict:
+        cfg = self.config
+        settings = asdict(cfg)
+        settings["weights"] = [str(p) for p in cfg.weights]
+        settings.pop("force")
+        return {
+            "format": FAKES_FORMAT,
+            "version": FAKES_VERSION,
+            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "likeness": __version__,
+            # Training data, never published: see the module docstring.
+            "watermarked": False,
+            "purpose": "detector training data; not watermarked or signed; do not publish",
+            "pack": {
+                "root": self.pack.root.name,
+                "split_sha256": self.pack.manifest.get("split", {}).get("sha256"),
+                "created_utc": self.pack.manifest.get("created_utc"),
+                "crop": self.pack.manifest.get("crop"),
+            },
+            "landmark_indices": list(self.pack.landmark_indices),
+            "generators": [tag for tag, _ in self.models],
+            "settings": settings,
+            "counts": self.report.counts,
+            "h264": codecs.h264_available(),
+            "seconds": round(seconds, 1),
+        }
+
+
+def _no_progress(n: int = 1) -> None:
+    return None
+
+
+def make_fakes(
+    pack: Path, out: Path, config: FakesConfig = FakesConfig(), progress=None, warn=None
+) -> FakesReport:
+    """Build a FAKES folder from a pack (see the module docstring)."""
+    return FakesBuilder(pack, out, config, warn).build(progress)

@@ -1,0 +1,200 @@
+"""The detector wrapper: owns the network, its weights, calibration, threshold and
+device, and scores aligned face crops.
+
+A shipped detector is a folder:
+
+    config.json         DetectorConfig
+    model.safetensors   the network's weights (float16)
+    calibration.json    {"calibration": {...}, "threshold": t, "target_fpr": 0.01,
+                         "pooling": {...}, "validation": {...}}
+
+The threshold was chosen for video scores pooled with that pooling, so both are read
+from the folder, never from code defaults.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from likeness.detector.calibrate import IDENTITY, Calibration
+from likeness.detector.config import DetectorConfig
+from likeness.detector.network import FaceClassifier
+from likeness.detector.pooling import PoolingConfig
+from likeness.errors import InputError, ModelError
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+CALIBRATION_NAME = "calibration.json"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "detector"
+TRAIN_HINT = (
+    "train one with `likeness train detector --data FAKES --out RUN` and pass --weights RUN/weights"
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How frame probabilities become a verdict: calibration, pooling, threshold."""
+
+    calibration: Calibration = IDENTITY
+    threshold: float = 0.5
+    target_fpr: float = 0.01
+    pooling: PoolingConfig = field(default_factory=PoolingConfig)
+    validation: dict = field(default_factory=dict, hash=False, compare=False)
+
+    def to_dict(self) -> dict:
+        return {
+            "calibration": self.calibration.to_dict(),
+            "threshold": self.threshold,
+            "target_fpr": self.target_fpr,
+            "pooling": self.pooling.to_dict(),
+            "validation": self.validation,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Decision:
+        try:
+            return cls(
+                calibration=Calibration.from_dict(data["calibration"]),
+                threshold=float(data["threshold"]),
+                target_fpr=float(data.get("target_fpr", 0.01)),
+                pooling=PoolingConfig.from_dict(data.get("pooling") or {}),
+                validation=dict(data.get("validation") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ModelError(f"detector calibration is damaged ({err})") from None
+
+
+def to_tensor(crops: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(N, H, W, 3) uint8 RGB -> (N, 3, H, W) float in [0, 1]."""
+    arr = np.ascontiguousarray(crops)
+    if arr.ndim == 3:
+        arr = arr[None]
+    return torch.from_numpy(arr).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+class DetectorModel:
+    """Inference wrapper. `from_pretrained()` loads the shipped detector."""
+
+    def __init__(
+        self,
+        network: FaceClassifier,
+        decision: Decision,
+        device: str = "cpu",
+        weights_hash: str | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        self.network = network.to(device).eval()
+        self.config = network.config
+        self.decision = decision
+        self.device = torch.device(device)
+        self.weights_hash = weights_hash
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_pretrained(cls, folder: Path | None = None, device: str = "cpu") -> DetectorModel:
+        folder = Path(folder) if folder is not None else DEFAULT_WEIGHTS
+        missing = [
+            n for n in (CONFIG_NAME, WEIGHTS_NAME, CALIBRATION_NAME) if not (folder / n).is_file()
+        ]
+        if missing:
+            what = "no shipped detector" if folder == DEFAULT_WEIGHTS else "no detector"
+            raise ModelError(f"{what} in {folder} (missing {', '.join(missing)}): {TRAIN_HINT}")
+        try:
+            config = DetectorConfig.load(folder / CONFIG_NAME)
+        except InputError as err:
+            raise ModelError(str(err)) from None
+        network = FaceClassifier(config)
+        load_weights(network, folder / WEIGHTS_NAME)
+        decision = read_decision(folder / CALIBRATION_NAME)
+        from likeness.hashing import sha256_file
+
+        return cls(network, decision, device, weights_hash=sha256_file(folder / WEIGHTS_NAME))
+
+    @torch.inference_mode()
+    def logits(self, crops: np.ndarray) -> np.ndarray:
+        """Aligned crops (N, H, W, 3) uint8 RGB -> raw logits (N,)."""
+        crops = np.asarray(crops)
+        if crops.ndim == 3:
+            crops = crops[None]
+        from likeness.detector.data import resize_to
+
+        size = self.config.input_size
+        out = []
+        for start in range(0, len(crops), self.batch_size):
+            # Resized as training resized them (OpenCV, area), not by the network.
+            batch = np.stack([resize_to(c, size) for c in crops[start : start + self.batch_size]])
+            x = to_tensor(batch, self.device)
+            out.append(self.network(x).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+    def probabilities(self, crops: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities that each crop is manipulated."""
+        return self.decision.calibration(self.logits(crops))
+
+
+def save_weights(network: FaceClassifier, folder: Path, decision: Decision | None = None) -> Path:
+    """Write config.json, model.safetensors (float16 halves the size; inference runs in
+    float32 after loading) and, when given, calibration.json."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {
+        k: v.detach().to("cpu", torch.float16 if v.is_floating_point() else v.dtype).contiguous()
+        for k, v in network.state_dict().items()
+    }
+    tmp = folder / (WEIGHTS_NAME + ".tmp")
+    save_file(state, str(tmp), metadata={"config": network.config.to_json()})
+    tmp.replace(folder / WEIGHTS_NAME)
+    _write_text(folder / CONFIG_NAME, network.config.to_json())
+    if decision is not None:
+        _write_text(folder / CALIBRATION_NAME, json.dumps(decision.to_dict(), indent=2))
+    return folder / WEIGHTS_NAME
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def read_decision(path: Path) -> Decision:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot read detector calibration {path}: {err}") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"detector calibration {path} must hold a JSON object")
+    return Decision.from_dict(data)
+
+
+def load_weights(network: torch.nn.Module, path: Path) -> None:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ModelError(f"detector weights {path} cannot be read: {err}") from None
+    own = network.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise ModelError(
+            f"detector weights {path.name} do not fit this model "
+            f"({len(missing)} missing, {len(unexpected)} unexpected tensors)"
+        )
+    for k, v in state.items():
+        if v.shape != own[k].shape:
+            raise ModelError(
+                f"detector weights {path.name}: {k} has shape {tuple(v.shape)}, "
+                f"expected {tuple(own[k].shape)}"
+            )
+    network.load_state_dict(
+        {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    )

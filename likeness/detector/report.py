@@ -1,0 +1,291 @@
+"""The scan report: one self-contained HTML file.
+
+Per file: the verdict and scores, a score timeline (inline SVG: each face's calibrated
+crop scores over time, the threshold as a dashed line), the highest-scoring frames with
+the face box drawn (inline base64 JPEG), and the provenance findings (C2PA manifest,
+watermark, store record). No scripts, no external URLs (a Content-Security-Policy that
+allows only inline styles and data: images makes sure of it), so it opens offline and
+a hostile file name cannot run code in it. Every string that comes from a file (names,
+paths, manifest fields, error messages) goes through `html.escape`.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import time
+from pathlib import Path
+
+from likeness import __version__
+
+CHART_W, CHART_H = 640, 170
+PAD_L, PAD_R, PAD_T, PAD_B = 40, 12, 12, 28
+FACE_COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+VERDICT_COLOURS = {
+    "manipulated": "#b00020",
+    "likely-real": "#1b7f3b",
+    "no-face": "#666666",
+    "error": "#8a5a00",
+}
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;
+max-width:1100px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:0;word-break:break-all}
+.meta{color:#666;margin-bottom:18px}
+table{border-collapse:collapse}td,th{padding:3px 10px 3px 0;text-align:left;vertical-align:top}
+table.summary td,table.summary th{border-bottom:1px solid #ddd;padding:4px 12px 4px 0}
+.file{border:1px solid #ddd;border-radius:8px;padding:14px 16px;margin:18px 0}
+.badge{display:inline-block;color:#fff;border-radius:4px;padding:1px 8px;font-weight:600}
+.facts{color:#444;margin:6px 0 10px}
+.thumbs{display:flex;gap:12px;flex-wrap:wrap;margin:8px 0}
+figure{margin:0}figure img{display:block;max-width:320px;border:1px solid #ccc}
+figcaption{font-size:12px;color:#555}
+.prov th{color:#555;font-weight:600;white-space:nowrap}
+.reasons{margin:4px 0 0 18px;padding:0;color:#444}
+.error{color:#8a5a00}
+svg text{font:11px system-ui,sans-serif;fill:#555}
+"""
+
+
+def esc(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _fmt(value: object, digits: int = 3) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:.{digits}f}"
+    return "–"
+
+
+def _badge(verdict: str | None) -> str:
+    colour = VERDICT_COLOURS.get(verdict or "", "#666")
+    return f'<span class="badge" style="background:{colour}">{esc(verdict or "?")}</span>'
+
+
+# ---------------------------------------------------------------- chart
+
+
+def timeline_svg(record: dict) -> str:
+    """One SVG chart: each face's scores over time, and the threshold."""
+    faces = record.get("faces") or []
+    points = [(s[1] or 0.0) for f in faces for s in f.get("scores") or []]
+    span = max(points, default=0.0)
+    duration = record.get("duration_s") or 0.0
+    x_max = max(span, duration, 1e-6)
+    iw, ih = CHART_W - PAD_L - PAD_R, CHART_H - PAD_T - PAD_B
+
+    def x(t: float) -> float:
+        return PAD_L + (t / x_max) * iw if x_max > 1e-6 else PAD_L + iw / 2
+
+    def y(p: float) -> float:
+        return PAD_T + (1 - max(0.0, min(1.0, p))) * ih
+
+    parts = [
+        f'<svg class="timeline" role="img" width="{CHART_W}" height="{CHART_H}" '
+        f'viewBox="0 0 {CHART_W} {CHART_H}" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>score timeline of {esc(record.get('name'))}</title>",
+        f'<rect x="{PAD_L}" y="{PAD_T}" width="{iw}" height="{ih}" fill="#fafafa" stroke="#ccc"/>',
+    ]
+    for p in (0.0, 0.5, 1.0):
+        parts.append(f'<text x="{PAD_L - 6}" y="{y(p) + 4:.1f}" text-anchor="end">{p:g}</text>')
+    unit = "s" if record.get("kind") == "video" else ""
+    parts.append(f'<text x="{PAD_L}" y="{CHART_H - 8}">0{unit}</text>')
+    if record.get("kind") == "video":
+        parts.append(
+            f'<text x="{PAD_L + iw}" y="{CHART_H - 8}" text-anchor="end">{x_max:.1f}s</text>'
+        )
+    threshold = record.get("threshold")
+    if isinstance(threshold, int | float):
+        ty = y(threshold)
+        parts.append(
+            f'<line x1="{PAD_L}" x2="{PAD_L + iw}" y1="{ty:.1f}" y2="{ty:.1f}" '
+            'stroke="#b00020" stroke-dasharray="5,4"/>'
+            f'<text x="{PAD_L + iw - 4}" y="{ty - 4:.1f}" text-anchor="end">threshold '
+            f"{threshold:.2f}</text>"
+        )
+    if not faces:
+        parts.append(
+            f'<text x="{PAD_L + iw / 2}" y="{PAD_T + ih / 2}" text-anchor="middle">'
+            "no face found in the sampled frames</text>"
+        )
+    for n, face in enumerate(faces):
+        colour = FACE_COLOURS[n % len(FACE_COLOURS)]
+        coords = [(x(s[1] or 0.0), y(s[2] or 0.0)) for s in face.get("scores") or []]
+        if len(coords) > 1:
+            pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in coords)
+            parts.append(
+                f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="1.5"/>'
+            )
+        for a, b in coords if len(coords) <= 60 else []:
+            parts.append(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="2.5" fill="{colour}"/>')
+        if len(coords) == 1:
+            a, b = coords[0]
+            parts.append(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="4" fill="{colour}"/>')
+        label = f"face {face.get('face')}: {_fmt(face.get('video_score'))}"
+        parts.append(
+            f'<text x="{PAD_L + 6}" y="{PAD_T + 14 + 13 * n}" fill="{colour}">{esc(label)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------- sections
+
+
+def _thumbs(record: dict, thumbnails: dict[int, bytes]) -> str:
+    tops = record.get("top_frames") or []
+    if not tops:
+        return ""
+    figures = []
+    for entry in tops:
+        data = thumbnails.get(entry.get("frame"))
+        caption = (
+            f"frame {esc(entry.get('frame'))} · {_fmt(entry.get('time'), 2)} s · "
+            f"face {esc(entry.get('face'))} · score {_fmt(entry.get('score'))}"
+        )
+        if data:
+            src = "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+            img = f'<img src="{src}" alt="frame {esc(entry.get("frame"))} with the face box">'
+        else:
+            img = "<p>(thumbnail not available: scanned in an earlier run)</p>"
+        figures.append(f"<figure>{img}<figcaption>{caption}</figcaption></figure>")
+    return '<h3>Highest-scoring frames</h3><div class="thumbs">' + "".join(figures) + "</div>"
+
+
+def _provenance(record: dict) -> str:
+    prov = record.get("provenance")
+    if prov is None:
+        note = record.get("provenance_error") or "not checked"
+        return f'<h3>Provenance</h3><p class="error">{esc(note)}</p>'
+    rows = [
+        ("manifest", esc(prov.get("manifest"))),
+        ("verified", esc("yes" if prov.get("verified") else "no")),
+    ]
+    summary = prov.get("manifest_summary") or {}
+    if summary:
+        source = " (from the local store)" if summary.get("from_store") else ""
+        for key, label in (
+            ("title", "title"),
+            ("generator", "made by"),
+            ("signer", "signer"),
+            ("signed_at", "signed at"),
+            ("digital_source_type", "source type"),
+        ):
+            if summary.get(key):
+                rows.append((label + source, esc(summary[key])))
+        if summary.get("actions"):
+            rows.append(("actions", esc(", ".join(map(str, summary["actions"])))))
+        if summary.get("model"):
+            rows.append(("model", esc(json.dumps(summary["model"], sort_keys=True))))
+        if summary.get("ingredients"):
+            rows.append(("ingredients", esc(", ".join(map(str, summary["ingredients"])))))
+    wm = prov.get("watermark")
+    if wm is None:
+        rows.append(("watermark", "not checked"))
+    elif wm.get("found"):
+        payload = (
+            (wm.get("payload") or {}).get("hex")
+            if isinstance(wm.get("payload"), dict)
+            else wm.get("payload")
+        )
+        p_false = wm.get("p_false")
+        odds = f", false-positive probability {p_false:.1e}" if isinstance(p_false, float) else ""
+        rows.append(("watermark", f"found, payload {esc(payload)}{esc(odds)}"))
+    else:
+        rows.append(("watermark", "not found"))
+    record_ = prov.get("store_record")
+    if record_:
+        rows.append(
+            (
+                "store",
+                f"record #{esc(record_.get('id'))} ({esc(prov.get('store_match'))}): "
+                f"{esc(record_.get('file_name'))}, {esc(record_.get('created_utc'))}",
+            )
+        )
+    else:
+        rows.append(("store", "no record"))
+    body = "".join(f"<tr><th>{esc(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    reasons = "".join(f"<li>{esc(r)}</li>" for r in prov.get("reasons") or [])
+    return f'<h3>Provenance</h3><table class="prov">{body}</table>' + (
+        f'<ul class="reasons">{reasons}</ul>' if reasons else ""
+    )
+
+
+def _file_section(n: int, record: dict, thumbnails: dict[int, bytes]) -> str:
+    head = f'<h2 id="f{n}">{esc(record.get("name"))} {_badge(record.get("verdict"))}</h2>'
+    path = f'<div class="facts">{esc(record.get("path"))}</div>'
+    if record.get("status") != "ok":
+        error = record.get("error") or {}
+        return (
+            f'<section class="file">{head}{path}<p class="error">could not be scanned '
+            f"({esc(error.get('kind'))}): {esc(error.get('message'))}</p></section>"
+        )
+    facts = (
+        f"{esc(record.get('kind'))} {esc(record.get('width'))}×{esc(record.get('height'))}"
+        + (f", {_fmt(record.get('duration_s'), 1)} s" if record.get("kind") == "video" else "")
+        + f" · {esc(record.get('frames_scanned'))} frame(s) scanned, "
+        f"{esc(record.get('frames_with_face'))} with a face, "
+        f"{len(record.get('faces') or [])} face(s)"
+        f" · video score {_fmt(record.get('video_score'))} (threshold "
+        f"{_fmt(record.get('threshold'))}) · sha256 {esc((record.get('sha256') or '')[:16])}…"
+    )
+    return (
+        f'<section class="file">{head}{path}<div class="facts">{facts}</div>'
+        f"{timeline_svg(record)}{_thumbs(record, thumbnails)}{_provenance(record)}</section>"
+    )
+
+
+def _summary(records: list[dict]) -> str:
+    rows = []
+    for n, r in enumerate(records):
+        prov = r.get("provenance") or {}
+        wm = prov.get("watermark") or {}
+        rows.append(
+            f'<tr><td><a href="#f{n}">{esc(r.get("name"))}</a></td>'
+            f"<td>{esc(r.get('kind') or '')}</td>"
+            f"<td>{_badge(r.get('verdict'))}</td><td>{_fmt(r.get('video_score'))}</td>"
+            f"<td>{esc(prov.get('manifest') or '–')}</td>"
+            f"<td>{'found' if wm.get('found') else ('not found' if wm else '–')}</td></tr>"
+        )
+    head = (
+        "<tr><th>file</th><th>kind</th><th>verdict</th><th>score</th><th>manifest</th>"
+        "<th>watermark</th></tr>"
+    )
+    return f'<table class="summary">{head}{"".join(rows)}</table>'
+
+
+def render_report(records: list[dict], thumbnails: dict[str, dict[int, bytes]]) -> str:
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.get("verdict") or "?"] = counts.get(r.get("verdict") or "?", 0) + 1
+    tally = ", ".join(f"{n} {esc(v)}" for v, n in sorted(counts.items()))
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    sections = "".join(
+        _file_section(n, r, thumbnails.get(r.get("path") or "", {})) for n, r in enumerate(records)
+    )
+    csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>likeness scan report</title><style>{CSS}</style></head><body>"
+        f'<h1>likeness scan report</h1><div class="meta">{len(records)} file(s): {tally} · '
+        f"{esc(when)} · likeness {esc(__version__)}. Scores are calibrated probabilities "
+        "that a face was manipulated; a video is called manipulated when its pooled score "
+        "is above the threshold (set at 1 % false positives on real validation videos). "
+        "Provenance is reported beside the verdict, not mixed into it.</div>"
+        f"{_summary(records)}{sections}</body></html>\n"
+    )
+
+
+def write_report(
+    path: Path, records: list[dict], thumbnails: dict[str, dict[int, bytes]] | None = None
+) -> Path:
+    from likeness.media import atomic_output
+
+    text = render_report(records, thumbnails or {})
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+    return Path(path)

@@ -1,0 +1,273 @@
+"""Scan many files: collect them, skip what a JSONL already holds (`--resume`), scan in
+this process or in a spawn process pool, and write the JSONL and the HTML report.
+
+Outputs are atomic: the JSONL is rewritten through a temporary file and a rename at
+most every few seconds while scanning (so an interrupted run keeps what it finished
+and `--resume` carries on from there) and once at the end; the report is written once.
+
+Exit codes (`ScanRun.exit_code`): 3 when any file's verdict is `manipulated`; else 1
+when any file failed through an internal fault; else 2 when no file could be scanned
+(nothing found at the paths, or every file unreadable); else 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from likeness.detector.scan import MANIPULATED, SCHEMA, FileScan, ScanConfig, error_record
+from likeness.errors import InputError
+
+# Files a folder scan picks up; a file named on the command line is always scanned.
+MEDIA_SUFFIXES = frozenset(
+    {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".gif", ".3gp",
+     ".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+)  # fmt: skip
+CHECKPOINT_SECONDS = 5.0
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_MANIPULATED = 0, 1, 2, 3
+
+
+@dataclass
+class ScanRun:
+    records: list[dict]  # this invocation's files in input order, scanned or resumed
+    thumbnails: dict[str, dict[int, bytes]] = field(default_factory=dict)  # path -> ...
+    scanned: int = 0
+    resumed: int = 0
+    jsonl: Path | None = None
+    html: Path | None = None
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        if any(r.get("verdict") == MANIPULATED for r in self.records):
+            return EXIT_MANIPULATED
+        if any((r.get("error") or {}).get("kind") == "internal" for r in self.records):
+            return EXIT_INTERNAL
+        if not any(r.get("status") == "ok" for r in self.records):
+            return EXIT_BAD_INPUT
+        return EXIT_OK
+
+
+def collect_files(paths: list[Path], recursive: bool = False) -> tuple[list[Path], list[dict]]:
+    """(files to scan, error records for paths that do not exist). Folders give their
+    media files (by suffix; hidden files skipped), sorted; a file given by name is
+    scanned whatever its name."""
+    files: list[Path] = []
+    errors: list[dict] = []
+    seen: set[Path] = set()
+
+    def add(path: Path) -> None:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            files.append(path)
+
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = path.rglob("*") if recursive else path.iterdir()
+            for child in sorted(found):
+                rel = child.relative_to(path)
+                if any(part.startswith(".") for part in rel.parts):
+                    continue
+                if child.is_file() and child.suffix.lower() in MEDIA_SUFFIXES:
+                    add(child)
+        elif path.exists():
+            add(path)
+        else:
+            errors.append(error_record(path, InputError(f"no such file or folder: {path}")))
+    return files, errors
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Lines of an earlier scan; an unreadable or foreign file is bad input."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise InputError(f"cannot read {path}: {err.strerror or err}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not a likeness scan JSONL (not UTF-8 text)") from None
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+            raise InputError(f"{path} is not a likeness scan JSONL (line {n})")
+        out.append(record)
+    return out
+
+
+def _clean(value):
+    """JSON-safe: non-finite floats become null (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    from likeness.media import atomic_output
+
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        for record in records:
+            fh.write(json.dumps(_clean(record), allow_nan=False) + "\n")
+
+
+# ---------------------------------------------------------------- workers
+
+_WORKER = None
+
+
+def _init_worker(config: ScanConfig, threads: int) -> None:
+    global _WORKER
+    import torch
+
+    torch.set_num_threads(threads)
+    from likeness.detector.scan import Scanner
+
+    _WORKER = Scanner(config)
+
+
+def _scan_in_worker(path: str) -> FileScan:
+    return _WORKER.scan_file(Path(path))
+
+
+def _results(
+    files: list[Path], config: ScanConfig, workers: int
+) -> Iterator[tuple[Path, FileScan]]:
+    """(path, result) as files finish; in input order with one worker."""
+    if workers <= 1:
+        from likeness.detector.scan import Scanner
+
+        scanner = Scanner(config)
+        for path in files:
+            yield path, scanner.scan_file(path)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    # spawn, not fork: torch and the face models' threads do not survive a fork.
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(config, threads),
+    ) as pool:
+        futures = {pool.submit(_scan_in_worker, str(p)): p for p in files}
+        for future in as_completed(futures):
+            path = futures[future]
+            try:
+                yield path, future.result()
+            except BrokenProcessPool:
+                yield path, FileScan(error_record(path, RuntimeError("a scan worker died")))
+            except Exception as err:  # e.g. a worker could not start: every file says so
+                yield path, FileScan(error_record(path, err))
+
+
+# ---------------------------------------------------------------- the run
+
+
+def run_scan(
+    paths: list[Path],
+    config: ScanConfig = ScanConfig(),
+    *,
+    recursive: bool = False,
+    jsonl: Path | None = None,
+    html: Path | None = None,
+    workers: int = 1,
+    resume: bool = False,
+    progress: Callable | None = None,
+) -> ScanRun:
+    """Scan `paths` (files and folders) and write the outputs asked for."""
+    from likeness.detector.model import DetectorModel
+    from likeness.hashing import sha256_file
+    from likeness.media import check_output_path
+
+    t0 = time.monotonic()
+    if resume and jsonl is None:
+        raise InputError("--resume needs --json: it skips the files that JSONL already holds")
+    if workers < 1:
+        raise InputError(f"--workers must be 1 or more, got {workers}")
+    for out in (jsonl, html):
+        if out is not None:
+            check_output_path(out)
+    if config.trust:
+        from likeness.provenance.verify import load_trust
+
+        load_trust(config.trust)  # a bad trust file is bad input before any work
+    # Fails with a clear ModelError before any file is touched when there is no detector.
+    DetectorModel.from_pretrained(config.weights)
+    files, missing = collect_files(paths, recursive)
+    if not files:
+        if missing:
+            raise InputError(missing[0]["error"]["message"])
+        raise InputError("nothing to scan: no video or image files at the paths given")
+    previous = read_jsonl(jsonl) if resume and jsonl is not None and jsonl.exists() else []
+    done = {r["sha256"]: r for r in previous if r.get("status") == "ok" and r.get("sha256")}
+
+    order = {str(p): i for i, p in enumerate(files)}
+    slots: list[dict | None] = [None] * len(files)
+    todo: list[Path] = []
+    resumed = 0
+    for i, path in enumerate(files):
+        if done:
+            try:
+                sha = sha256_file(path)
+            except OSError:
+                sha = None
+            if sha in done:
+                slots[i] = done[sha]
+                resumed += 1
+                continue
+        todo.append(path)
+    # Earlier lines stay, except errors for files scanned again now.
+    retried = {str(p) for p in todo}
+    kept = [r for r in previous if not (r.get("status") != "ok" and r.get("path") in retried)]
+
+    run = ScanRun(records=[], resumed=resumed, jsonl=jsonl, html=html)
+    new: list[dict] = list(missing)
+    last_write = time.monotonic()
+    bar = progress("scanning", len(todo)) if progress else _NoProgress()
+    with bar as advance:
+        for path, result in _results(todo, config, workers):
+            slots[order[str(path)]] = result.record
+            new.append(result.record)
+            if result.thumbnails:
+                run.thumbnails[str(path)] = result.thumbnails
+            run.scanned += 1
+            advance()
+            if jsonl is not None and time.monotonic() - last_write > CHECKPOINT_SECONDS:
+                write_jsonl(jsonl, kept + new)
+                last_write = time.monotonic()
+    if jsonl is not None:
+        write_jsonl(jsonl, kept + new)
+    run.records = missing + [r for r in slots if r is not None]
+    run.seconds = time.monotonic() - t0
+    if html is not None:
+        from likeness.detector.report import write_report
+
+        write_report(html, run.records, run.thumbnails)
+    return run
+
+
+class _NoProgress:
+    def __enter__(self):
+        return lambda n=1: None
+
+    def __exit__(self, *exc):
+        return False

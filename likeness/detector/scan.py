@@ -1,0 +1,426 @@
+"""Scan one file: faces in sampled frames, a calibrated score per face crop, a pooled
+video score per face, a verdict, and the file's provenance.
+
+`Scanner(config).scan_file(path)` returns a `FileScan`: `record` is the file's JSON line
+(schema below, `SCHEMA`), `thumbnails` the JPEG bytes of its top frames for the HTML
+report (not in the JSON). A file that cannot be read gives a record with
+`status: "error"`, never an exception: one bad file must not stop a folder.
+
+Sampling: every `every`-th frame, at most `max_frames` of them, spread over the whole
+video (`every` grows for long videos so the samples reach the end). Faces: tracked
+through the samples (FaceTracker), at most `max_faces` per frame, largest first; each
+cut as the training crops were cut (`align_face`, 256 px FFHQ framing) and scored.
+Video score per face: calibrated crop probabilities pooled by the trimmed top-k mean
+(pooling.py) stored with the weights; the file's score is its most suspicious face's
+(among faces seen in at least `min(3, longest track)` samples, so a face glimpsed in
+one odd frame cannot decide it). Verdict: `manipulated` when that score is above the
+detector's threshold (set at 1 % false positives on real validation videos),
+`likely-real` otherwise, `no-face` when no sampled frame holds a face.
+
+JSON line schema (`likeness-scan/1`), one object per file:
+
+    schema          "likeness-scan/1"
+    path            the path as scanned (string)
+    name            its base name
+    status          "ok" | "error"
+    error           null | {"kind": "media" | "bad input" | ... | "internal", "message": str}
+    sha256          hex digest of the file's bytes (null when it cannot be read)
+    kind            "video" | "image" | null
+    width, height   frame size in pixels (display orientation), null when unknown
+    fps, duration_s video frame rate and length (0 for images), null when unknown
+    sampling        {"every": N, "max_frames": M} as used for this file
+    frames_scanned  sampled frames decoded and searched for faces
+    frames_with_face  of those, frames with at least one face
+    faces           [{"face": k, "frames": n, "video_score": p, "counted": bool,
+                      "largest_box": [x0, y0, x1, y1],
+                      "scores": [[frame, time_s, p], ...]}], largest first at the start;
+                    `counted`: whether this face takes part in the verdict
+    frames          [{"frame": index, "time": seconds, "faces": n, "score": p | null}]
+                    per sampled frame, score = its most suspicious face (null: no face)
+    video_score     the file's score in [0, 1] (null when no face)
+    threshold       the detector's decision threshold for video_score
+    verdict         "manipulated" | "likely-real" | "no-face" | "error"
+    top_frames      [{"frame": index, "time": s, "face": k, "score": p,
+                      "box": [x0, y0, x1, y1]}], highest scores first, distinct frames
+    provenance      null (not checked, or it failed: see provenance_error) |
+                    {"manifest": "trusted" | "valid-untrusted" | "tampered" | "no-manifest",
+                     "verified": bool, "reasons": [str],
+                     "manifest_summary": null | {"title", "generator", "signer",
+                        "signed_at", "actions", "digital_source_type", "model",
+                        "ingredients", "soft_binding"},
+                     "watermark": null (not checked) | {"found": bool, "payload":
+                        null | {"hex", "content_id", "key_id"}, "p_false", ...},
+                     "store_match": null | "payload" | "sha256",
+                     "store_record": null | {"id", "content_id", "payload", "key_id",
+                        "sha256", "file_name", "created_utc"}}
+    provenance_error  null | one-line message
+    model           {"name": detector name, "weights_sha256": hex}
+    seconds         wall time spent on this file
+    likeness        version that wrote the line
+
+Scores are probabilities that the face was manipulated, calibrated on validation
+crops; a video score is a pooled probability, comparable with `threshold` only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from likeness import __version__
+from likeness.errors import LikenessError
+
+SCHEMA = "likeness-scan/1"
+MANIPULATED, LIKELY_REAL, NO_FACE, ERROR = "manipulated", "likely-real", "no-face", "error"
+CROP_SIZE = 256  # as packs and training crops are cut
+THUMB_SIDE = 320
+MIN_TRACK = 3  # samples a face needs to decide the verdict (when others were seen longer)
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    every: int = 10  # sample every N-th frame (grows for long videos, see max_frames)
+    max_frames: int = 300  # sampled frames per video, spread over its whole length
+    max_faces: int = 4  # faces per frame, largest first
+    weights: Path | None = None  # detector folder; None: the shipped detector
+    trust: tuple[Path, ...] = ()  # C2PA trust anchors (PEM)
+    provenance: bool = True
+    provenance_frames: int = 120  # frames the watermark detector reads
+    top_frames: int = 3
+    device: str = "cpu"
+    batch_size: int = 16  # face crops per detector call
+
+    def __post_init__(self) -> None:
+        from likeness.errors import InputError
+
+        if self.every < 1:
+            raise InputError(f"--every must be 1 or more, got {self.every}")
+        if self.max_frames < 1:
+            raise InputError(f"--max-frames must be 1 or more, got {self.max_frames}")
+        if not 1 <= self.max_faces <= 32:
+            raise InputError(f"--max-faces must be 1-32, got {self.max_faces}")
+
+
+@dataclass
+class FileScan:
+    record: dict
+    thumbnails: dict[int, bytes] = field(default_factory=dict)  # frame index -> JPEG
+
+
+def error_record(path: Path, err: BaseException, sha256: str | None = None) -> dict:
+    if isinstance(err, LikenessError):
+        error = {"kind": err.kind, "message": str(err)}
+    else:
+        message = " ".join(str(err).split())
+        error = {"kind": "internal", "message": f"{type(err).__name__}: {message}"}
+    return {
+        **_base(path),
+        "status": "error",
+        "error": error,
+        "sha256": sha256,
+        "verdict": ERROR,
+    }
+
+
+def _base(path: Path) -> dict:
+    return {
+        "schema": SCHEMA,
+        "path": str(path),
+        "name": Path(path).name,
+        "status": "ok",
+        "error": None,
+        "sha256": None,
+        "kind": None,
+        "width": None,
+        "height": None,
+        "fps": None,
+        "duration_s": None,
+        "sampling": None,
+        "frames_scanned": 0,
+        "frames_with_face": 0,
+        "faces": [],
+        "frames": [],
+        "video_score": None,
+        "threshold": None,
+        "verdict": None,
+        "top_frames": [],
+        "provenance": None,
+        "provenance_error": None,
+        "model": None,
+        "seconds": 0.0,
+        "likeness": __version__,
+    }
+
+
+def _r(x: float, digits: int = 5) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(float(x), digits)
+
+
+@dataclass
+class _Face:
+    number: int
+    scores: list = field(default_factory=list)  # [frame, time, p]
+    largest: tuple = (0.0, None)  # (area, box)
+
+
+@dataclass
+class _Pending:
+    frame: int
+    time: float
+    face: int
+    box: list
+    image: np.ndarray  # the whole frame, kept until scored (for a thumbnail)
+
+
+class Scanner:
+    """Loads the detector and the face stack once; scans files one by one."""
+
+    def __init__(self, config: ScanConfig = ScanConfig(), models_root: Path | None = None):
+        from likeness.detector.model import DetectorModel
+        from likeness.faces import FaceStack, FaceStackConfig
+
+        self.config = config
+        # The detector first: without it nothing can be scanned, whatever else is there.
+        self.model = DetectorModel.from_pretrained(config.weights, device=config.device)
+        self.model.batch_size = config.batch_size
+        self.stack = FaceStack(FaceStackConfig(max_faces=config.max_faces), models_root)
+
+    # ------------------------------------------------------------ one file
+
+    def scan_file(self, path: Path) -> FileScan:
+        t0 = time.monotonic()
+        path = Path(path)
+        sha = None
+        try:
+            from likeness.hashing import sha256_file
+            from likeness.media import check_input_file
+
+            check_input_file(path)
+            sha = sha256_file(path)
+            result = self._scan(path)
+            result.record["sha256"] = sha
+        except Exception as err:  # one bad file must not stop the others
+            record = error_record(path, err, sha)
+            record["seconds"] = round(time.monotonic() - t0, 3)
+            return FileScan(record)
+        if self.config.provenance:
+            self._provenance(path, result.record)
+        result.record["seconds"] = round(time.monotonic() - t0, 3)
+        return result
+
+    def _sampling(self, info) -> int:
+        cfg = self.config
+        if info.kind == "image" or not info.frames:
+            return cfg.every
+        return max(cfg.every, math.ceil(info.frames / cfg.max_frames))
+
+    def _scan(self, path: Path) -> FileScan:
+        from likeness.faces import AlignConfig, FaceTracker, align_face
+        from likeness.media import iter_frames, probe
+
+        cfg, decision = self.config, self.model.decision
+        info = probe(path)
+        every = self._sampling(info)
+        record = _base(path)
+        record.update(
+            kind=info.kind,
+            width=info.width,
+            height=info.height,
+            fps=_r(info.fps, 3),
+            duration_s=_r(info.duration, 3),
+            sampling={"every": every, "max_frames": cfg.max_frames},
+            threshold=_r(decision.threshold, 6),
+            model={"name": self.model.config.name, "weights_sha256": self.model.weights_hash},
+        )
+        tracker = FaceTracker(self.stack) if info.kind == "video" else None
+        faces: dict[int, _Face] = {}
+        track_numbers: dict[int, tuple[object, int]] = {}  # id(track) -> (track, number)
+        frames: list[dict] = []
+        pending: list[_Pending] = []
+        crops: list[np.ndarray] = []
+        top: list[tuple[float, int, dict]] = []  # (score, frame, entry)
+        thumbs: dict[int, bytes] = {}
+
+        def flush() -> None:
+            if not pending:
+                return
+            probs = self.model.probabilities(np.stack(crops))
+            for p, job in zip(probs, pending, strict=True):
+                p = float(p)
+                face = faces[job.face]
+                face.scores.append([job.frame, _r(job.time, 3), _r(p)])
+                entry = frames[-1] if frames[-1]["frame"] == job.frame else _find(frames, job.frame)
+                entry["score"] = _r(max(p, entry["score"] or 0.0))
+                self._keep_top(top, thumbs, p, job)
+            pending.clear()
+            crops.clear()
+
+        for frame in iter_frames(path, every=every, max_frames=cfg.max_frames, strict=False):
+            rgb = frame.image
+            if tracker is not None:
+                found = tracker.update(rgb, frame.time)
+                numbers = []
+                for track in tracker.tracks:
+                    key = id(track)
+                    if key not in track_numbers:
+                        # Keep the track object referenced so its id is never reused.
+                        track_numbers[key] = (track, len(track_numbers))
+                    numbers.append(track_numbers[key][1])
+            else:
+                found = self.stack.analyze(rgb)
+                numbers = list(range(len(found)))
+            frames.append(
+                {
+                    "frame": frame.index,
+                    "time": _r(frame.time, 3),
+                    "faces": len(found),
+                    "score": None,
+                }
+            )
+            for face, number in zip(found[: cfg.max_faces], numbers, strict=False):
+                if face.landmarks is None:
+                    continue
+                crop = align_face(rgb, face, AlignConfig(size=CROP_SIZE))
+                box = [round(float(v), 1) for v in face.box]
+                slot = faces.setdefault(number, _Face(number))
+                area = face.area
+                if area > slot.largest[0]:
+                    slot.largest = (area, box)
+                pending.append(_Pending(frame.index, frame.time, number, box, rgb))
+                crops.append(crop.image)
+            if len(pending) >= cfg.batch_size:
+                flush()
+        flush()
+        return FileScan(self._finish(record, frames, faces, top), thumbs)
+
+    def _keep_top(self, top: list, thumbs: dict, p: float, job: _Pending) -> None:
+        """Keep the `top_frames` highest-scoring distinct frames, with a thumbnail."""
+        k = self.config.top_frames
+        for i, (score, frame, _) in enumerate(top):
+            if frame == job.frame:
+                if p <= score:
+                    return
+                top.pop(i)
+                break
+        if len(top) >= k and p <= top[-1][0]:
+            return
+        entry = {
+            "frame": job.frame,
+            "time": _r(job.time, 3),
+            "face": job.face,
+            "score": _r(p),
+            "box": job.box,
+        }
+        top.append((p, job.frame, entry))
+        top.sort(key=lambda t: -t[0])
+        for _, frame, _ in top[k:]:
+            thumbs.pop(frame, None)
+        del top[k:]
+        thumbs[job.frame] = thumbnail(job.image, job.box)
+
+    def _finish(self, record: dict, frames: list, faces: dict, top: list) -> dict:
+        from likeness.detector.pooling import pool_scores
+
+        decision = self.model.decision
+        longest = max((len(f.scores) for f in faces.values()), default=0)
+        needed = min(MIN_TRACK, longest)
+        out_faces, best = [], None
+        for number in sorted(faces):
+            face = faces[number]
+            if not face.scores:
+                continue
+            score = pool_scores([s[2] for s in face.scores], decision.pooling)
+            counted = len(face.scores) >= needed
+            if counted and (best is None or score > best):
+                best = score
+            out_faces.append(
+                {
+                    "face": number,
+                    "frames": len(face.scores),
+                    "video_score": _r(score),
+                    "counted": counted,
+                    "largest_box": face.largest[1],
+                    "scores": face.scores,
+                }
+            )
+        record.update(
+            frames_scanned=len(frames),
+            frames_with_face=sum(1 for f in frames if f["faces"]),
+            faces=out_faces,
+            frames=frames,
+            video_score=_r(best) if best is not None else None,
+            top_frames=[entry for _, _, entry in top],
+        )
+        if best is None:
+            record["verdict"] = NO_FACE
+        else:
+            record["verdict"] = MANIPULATED if best > decision.threshold else LIKELY_REAL
+        return record
+
+    def _provenance(self, path: Path, record: dict) -> None:
+        from likeness.provenance.verify import verify_file
+
+        cfg = self.config
+        try:
+            verdict = verify_file(path, cfg.trust, max_frames=cfg.provenance_frames)
+        except Exception as err:
+            if isinstance(err, LikenessError):
+                record["provenance_error"] = str(err)
+            else:
+                record["provenance_error"] = f"internal: {type(err).__name__}: {err}"
+            return
+        record["provenance"] = provenance_dict(verdict)
+
+
+def provenance_dict(verdict) -> dict:
+    """The JSON view of a `verify_file` verdict (the store's full manifest left out)."""
+    data = verdict.to_dict()
+    record = verdict.store_record
+    summary = data.get("manifest_summary")
+    if summary is None and record is not None:
+        # The file's own manifest is gone (re-encoded) but the store kept the one it was
+        # signed with: show that, marked as coming from the store.
+        from likeness.provenance.manifest import summarize
+
+        store = record.manifest_dict()
+        active = (store.get("manifests") or {}).get(store.get("active_manifest") or "")
+        if active:
+            summary = {**summarize(active).to_dict(), "from_store": True}
+    return {
+        "manifest": data["manifest"],
+        "verified": data["verified"],
+        "reasons": data["reasons"],
+        "manifest_summary": summary,
+        "watermark": data["watermark"],
+        "store_match": data["store_match"],
+        "store_record": record.to_dict(with_manifest=False) if record is not None else None,
+    }
+
+
+def _find(frames: list[dict], index: int) -> dict:
+    for entry in reversed(frames):
+        if entry["frame"] == index:
+            return entry
+    raise KeyError(index)
+
+
+def thumbnail(rgb: np.ndarray, box: list, side: int = THUMB_SIDE) -> bytes:
+    """A small JPEG of the frame with the face box drawn."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = min(1.0, side / max(h, w))
+    small = cv2.resize(
+        rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+    )
+    bgr = np.ascontiguousarray(small[..., ::-1])
+    x0, y0, x1, y1 = (int(round(v * scale)) for v in box)
+    cv2.rectangle(
+        bgr, (x0, y0), (x1, y1), (40, 40, 230), max(1, round(2 * max(h, w) * scale / 320))
+    )
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 82])
+    return buf.tobytes() if ok else b""

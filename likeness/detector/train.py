@@ -1,0 +1,376 @@
+"""Detector training: real vs fake aligned face crops, then calibration on validation.
+
+    likeness train detector --data FAKES --out RUN [--resume] [--minutes N]
+
+RUN holds `checkpoint.pt` (everything needed to continue exactly), `loss.csv` (training
+loss and, at each checkpoint, validation loss, AUC overall and per fake family, the
+threshold) and `weights/` (the exportable detector: config.json, model.safetensors and
+calibration.json, refreshed at every checkpoint). Calibration and the threshold come
+from the validation split (identities never trained on): Platt or isotonic on crop
+logits, then the threshold at `target_fpr` on real validation videos (each cut into
+runs of `calibration_chunk` crops, pooled as `likeness scan` pools them).
+Imports only torch, numpy, OpenCV, timm, safetensors and scikit-learn.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from likeness.detector import metrics
+from likeness.detector.calibrate import fit_calibration, threshold_at_fpr
+from likeness.detector.config import DetectorConfig, TrainConfig, preset
+from likeness.detector.data import (
+    BatchSampler,
+    FakesSet,
+    Sample,
+    evaluation_images,
+    subsample,
+)
+from likeness.detector.model import Decision, save_weights, to_tensor
+from likeness.detector.network import FaceClassifier
+from likeness.detector.pooling import PoolingConfig, pool_scores
+from likeness.errors import InputError
+
+CHECKPOINT = "checkpoint.pt"
+LOSS_CSV = "loss.csv"
+CSV_FIELDS = (
+    "step",
+    "time_s",
+    "loss",
+    "acc",
+    "lr",
+    "val_loss",
+    "val_auc",
+    "val_ap",
+    "val_auc_generator_self",
+    "val_auc_generator_cross",
+    "val_auc_sbi",
+    "val_video_auc",
+    "threshold",
+    "val_video_tpr",
+)
+
+
+@dataclass
+class RunState:
+    step: int = 0
+    seconds: float = 0.0  # training time spent, across chunks
+
+
+def _lr(train: TrainConfig, step: int) -> float:
+    if step < train.warmup:
+        return train.lr * (step + 1) / train.warmup
+    progress = min(1.0, (step - train.warmup) / max(1, train.steps - train.warmup))
+    return train.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _chunks(samples: list[Sample], size: int) -> list[list[int]]:
+    """Indices of `samples` grouped by video, in frame order, cut into runs of `size`."""
+    by_video: dict[str, list[int]] = {}
+    for i, s in enumerate(samples):
+        by_video.setdefault(s.video, []).append(i)
+    out = []
+    for idx in by_video.values():
+        idx.sort(key=lambda i: samples[i].frame)
+        out += [idx[k : k + size] for k in range(0, len(idx), size)]
+    return out
+
+
+class Trainer:
+    def __init__(
+        self,
+        data_path: Path,
+        out: Path,
+        train: TrainConfig | None = None,
+        *,
+        overrides: dict | None = None,
+        device: str = "cpu",
+        resume: bool = False,
+    ) -> None:
+        """A new run from `train` with `overrides`; or, with `resume`, the run in `out`
+        with its own config and `overrides` on top."""
+        self.out = Path(out)
+        self.device = torch.device(device)
+        ckpt_path = self.out / CHECKPOINT
+        ckpt = None
+        if resume:
+            if not ckpt_path.is_file():
+                raise InputError(f"--resume: no {CHECKPOINT} in {self.out}")
+            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            train = TrainConfig.from_dict({**ckpt["train"], **(overrides or {})})
+            config = DetectorConfig.from_dict(ckpt["config"])
+        else:
+            if ckpt_path.exists():
+                raise InputError(f"{self.out} already holds a run: pass --resume or another --out")
+            base = dataclasses.asdict(train or TrainConfig())
+            train = TrainConfig.from_dict({**base, **(overrides or {})})
+            config = preset(train.preset)
+        self.train, self.config = train, config
+        if train.num_threads > 0:
+            torch.set_num_threads(train.num_threads)
+        torch.manual_seed(train.seed)
+        self.data = FakesSet.open(data_path)
+        self.sampler = BatchSampler(self.data, config, train)
+        self.val = subsample(self.data.select("val"), train.val_max, seed=train.seed)
+        self._val_images: np.ndarray | None = None
+        self.network = FaceClassifier(config).to(self.device)
+        self.opt = torch.optim.AdamW(
+            self.network.parameters(), lr=train.lr, weight_decay=train.weight_decay
+        )
+        self.state = RunState()
+        self.last_validation: dict = {}
+        self.decision: Decision | None = None
+        self.calibration_note = ""
+        self._validated_step = -1
+        if ckpt is not None:
+            try:
+                self.network.load_state_dict(ckpt["network"])
+                self.opt.load_state_dict(ckpt["opt"])
+            except (RuntimeError, ValueError, KeyError):
+                raise InputError(
+                    f"--resume: the checkpoint in {self.out} does not fit this detector "
+                    f"({config.backbone}, as its config says): start a new run"
+                ) from None
+            self.state = RunState(**ckpt["state"])
+        self.amp = self.device.type == "cuda"
+
+    # ------------------------------------------------------------ steps
+
+    def step(self) -> dict[str, float]:
+        tr = self.train
+        step = self.state.step
+        torch.manual_seed(tr.seed * 1_000_003 + step)  # dropout: same on resume
+        images, labels = self.sampler.batch(step)
+        images, labels = images.to(self.device), labels.to(self.device)
+        lr = _lr(tr, step)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        self.network.train()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            logits = self.network(images).float()
+        targets = labels * (1 - tr.label_smoothing) + 0.5 * tr.label_smoothing
+        loss = F.binary_cross_entropy_with_logits(logits, targets)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.network.parameters(), 5.0)
+        self.opt.step()
+        self.state.step += 1
+        acc = ((logits.detach() > 0).float() == labels).float().mean().item()
+        return {"loss": loss.item(), "acc": acc, "lr": lr}
+
+    @torch.no_grad()
+    def val_logits(self) -> np.ndarray:
+        if self._val_images is None:
+            self._val_images = evaluation_images(self.data, self.val, self.config.input_size)
+        self.network.eval()
+        out = []
+        for start in range(0, len(self.val), 64):
+            x = to_tensor(self._val_images[start : start + 64], self.device)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                out.append(self.network(x).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+    def validate(self) -> dict[str, float]:
+        """Validation loss and AUCs (all fakes, and each family against all reals),
+        then calibration and threshold; empty when the set has no validation split."""
+        self._validated_step = self.state.step
+        if not self.val:
+            self.calibration_note = "no validation split: weights saved uncalibrated"
+            return {}
+        logits = self.val_logits()
+        labels = np.array([s.label for s in self.val])
+        row = {
+            "val_loss": float(
+                F.binary_cross_entropy_with_logits(
+                    torch.from_numpy(logits), torch.from_numpy(labels.astype(np.float32))
+                )
+            ),
+            "val_auc": metrics.auc(labels, logits),
+            "val_ap": metrics.average_precision(labels, logits),
+        }
+        families = np.array([s.family for s in self.val])
+        for family in ("generator-self", "generator-cross", "sbi"):
+            keep = (families == family) | (labels == 0)
+            if (families == family).any():
+                row[f"val_auc_{family.replace('-', '_')}"] = metrics.auc(labels[keep], logits[keep])
+        self.decision = self._calibrate(logits, labels)
+        if self.decision is not None:
+            row.update(
+                threshold=self.decision.threshold,
+                val_video_auc=self.decision.validation.get("video_auc", float("nan")),
+                val_video_tpr=self.decision.validation.get("video_tpr", float("nan")),
+            )
+        self.last_validation = row
+        return row
+
+    def _calibrate(self, logits: np.ndarray, labels: np.ndarray) -> Decision | None:
+        tr = self.train
+        try:
+            calibration = fit_calibration(logits, labels, tr.calibration)
+        except InputError as err:
+            self.calibration_note = f"not calibrated: {err}"
+            return None
+        probs = calibration(logits)
+        pooling = PoolingConfig()
+        runs = _chunks(self.val, tr.calibration_chunk)
+        video_scores = np.array([pool_scores(probs[idx], pooling) for idx in runs])
+        video_labels = np.array([self.val[idx[0]].label for idx in runs])
+        real = video_scores[video_labels == 0]
+        if len(real) == 0:
+            self.calibration_note = "not calibrated: no real validation videos"
+            return None
+        threshold = threshold_at_fpr(real, tr.target_fpr)
+        fake = video_scores[video_labels == 1]
+        self.calibration_note = ""
+        validation = {
+            "step": self.state.step,
+            "frame_auc": metrics.auc(labels, logits),
+            "video_auc": metrics.auc(video_labels, video_scores),
+            "real_videos": int(len(real)),
+            "fake_videos": int(len(fake)),
+            "video_run": tr.calibration_chunk,
+            "video_fpr": float(np.mean(real > threshold)),
+            "video_tpr": float(np.mean(fake > threshold)) if len(fake) else float("nan"),
+            "crops": int(len(labels)),
+            "data": {
+                "folder": self.data.root.name,
+                "pack": self.data.manifest.get("pack", {}),
+                "created_utc": self.data.manifest.get("created_utc"),
+            },
+        }
+        return Decision(
+            calibration=calibration,
+            threshold=threshold,
+            target_fpr=tr.target_fpr,
+            pooling=pooling,
+            validation=_plain(validation),
+        )
+
+    # ------------------------------------------------------------ checkpoints
+
+    def save(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        ckpt = {
+            "network": self.network.state_dict(),
+            "opt": self.opt.state_dict(),
+            "state": dataclasses.asdict(self.state),
+            "train": dataclasses.asdict(self.train),
+            "config": dataclasses.asdict(self.config),
+            "data": {"root": str(self.data.root), "samples": len(self.data.samples)},
+        }
+        tmp = self.out / (CHECKPOINT + ".tmp")
+        torch.save(ckpt, tmp)
+        tmp.replace(self.out / CHECKPOINT)
+        decision = self.decision
+        save_weights(self.network, self.out / "weights", decision)
+        stale = self.out / "weights" / "calibration.json"
+        if decision is None and stale.exists():
+            stale.unlink()  # a calibration from other weights would be wrong for these
+
+    def _csv(self, row: dict) -> None:
+        path = self.out / LOSS_CSV
+        new = not path.exists()
+        self.out.mkdir(parents=True, exist_ok=True)
+        with path.open("a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(
+                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
+            )
+
+    def run(
+        self, minutes: float | None = None, steps: int | None = None, progress=None
+    ) -> RunState:
+        """Train until `train.steps`, `steps` more steps, or `minutes` pass; validate,
+        calibrate and checkpoint every `checkpoint_every` and at the end (also on
+        SIGTERM/SIGINT)."""
+        tr = self.train
+        stop_at = tr.steps if steps is None else min(tr.steps, self.state.step + steps)
+        deadline = time.monotonic() + minutes * 60 if minutes else None
+        interrupted = {"flag": False}
+
+        def _handler(signum, frame):  # finish the step, save, leave
+            interrupted["flag"] = True
+
+        old = {s: signal.signal(s, _handler) for s in (signal.SIGTERM, signal.SIGINT)}
+        running: dict[str, float] = {}
+        count = 0
+        try:
+            while self.state.step < stop_at and not interrupted["flag"]:
+                t0 = time.monotonic()
+                row = self.step()
+                self.state.seconds += time.monotonic() - t0
+                for k, v in row.items():
+                    running[k] = running.get(k, 0.0) + v
+                count += 1
+                step = self.state.step
+                if progress is not None:
+                    progress(step, stop_at, row)
+                checkpoint = step % tr.checkpoint_every == 0
+                if step % tr.log_every == 0 or checkpoint:
+                    mean = {k: v / count for k, v in running.items()}
+                    if checkpoint:
+                        mean.update(self.validate())
+                        self.save()
+                    self._csv({"step": step, "time_s": self.state.seconds, **mean})
+                    running, count = {}, 0
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            if self._validated_step != self.state.step:
+                row = {k: v / count for k, v in running.items()} if count else {}
+                row.update(self.validate())
+                self._csv({"step": self.state.step, "time_s": self.state.seconds, **row})
+            self.save()
+        return self.state
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, float | np.floating):
+        return None if not math.isfinite(float(value)) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def read_losses(run: Path) -> list[dict]:
+    with (Path(run) / LOSS_CSV).open() as fh:
+        return [
+            {k: (float(v) if v not in ("", None) else None) for k, v in row.items()}
+            for row in csv.DictReader(fh)
+        ]
+
+
+def config_overrides(
+    path: Path | None, preset_name: str | None = None, overrides: dict | None = None
+) -> dict:
+    """Training config fields from a JSON file, --preset and --set, later ones winning."""
+    data: dict = {}
+    if path is not None:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as err:
+            raise InputError(f"cannot read training config {path}: {err}") from err
+        if not isinstance(data, dict):
+            raise InputError(f"training config {path} must hold a JSON object")
+    if preset_name:
+        preset(preset_name)
+        data["preset"] = preset_name
+    data.update(overrides or {})
+    return data

@@ -1,0 +1,337 @@
+"""Detector: pooling, calibration, metrics, training data, training and its resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from likeness.detector import metrics
+from likeness.detector.calibrate import (
+    Calibration,
+    false_positive_rate,
+    fit_calibration,
+    threshold_at_fpr,
+)
+from likeness.detector.pooling import PoolingConfig, pool_scores, pooled_counts
+from likeness.errors import InputError
+
+torch.set_num_threads(1)
+
+
+# --- pooling ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [3, 4, 5, 10, 31, 100, 300])
+@pytest.mark.parametrize("level, odd", [(0.05, 1.0), (0.95, 0.0), (0.3, 0.99)])
+def test_one_odd_frame_does_not_move_a_steady_video(n, level, odd):
+    scores = np.full(n, level)
+    scores[n // 2] = odd
+    assert pool_scores(scores) == pytest.approx(level)
+
+
+def test_pooling_follows_a_manipulated_segment_that_a_mean_would_dilute():
+    scores = np.full(100, 0.05)
+    scores[30:60] = 0.9  # a face swapped in for a third of the video
+    assert pool_scores(scores) > 0.7 > 2 * np.mean(scores)
+
+
+def test_pooled_window_grows_with_length():
+    assert pooled_counts(0) == (0, 0)
+    assert pooled_counts(1) == (0, 1) and pooled_counts(2) == (0, 2)
+    assert pooled_counts(3) == (1, 1)
+    drops, keeps = zip(*(pooled_counts(n) for n in range(3, 400)), strict=True)
+    assert min(drops) >= 1 and list(keeps) == sorted(keeps) and keeps[-1] >= 99
+    assert np.isnan(pool_scores([]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.floats(0, 1), min_size=3, max_size=60),
+    st.integers(0, 59),
+    st.floats(0, 1),
+)
+def test_one_frame_moves_the_score_no_further_than_its_neighbours_ranks(scores, where, value):
+    """Interlacing: with one frame replaced by anything, the pooled score stays between
+    the means of the original ranks shifted one up and one down."""
+    s = np.array(scores)
+    changed = s.copy()
+    changed[where % len(s)] = value
+    ranked = np.sort(s)[::-1]
+    drop, keep = pooled_counts(len(s), PoolingConfig())
+    low = ranked[drop + 1 : drop + 1 + keep]
+    low = np.concatenate([low, np.full(keep - len(low), ranked[-1])])
+    high = ranked[drop - 1 : drop - 1 + keep]
+    got = pool_scores(changed)
+    assert low.mean() - 1e-12 <= got <= high.mean() + 1e-12
+    assert s.min() - 1e-12 <= pool_scores(s) <= s.max() + 1e-12
+
+
+# --- calibration and threshold -------------------------------------------------------
+
+
+def _synthetic(n=4000, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    logits = rng.normal(0, 1, n) * 1.5 + labels * 2.5 - 1.0
+    return logits, labels
+
+
+@pytest.mark.parametrize("method", ["platt", "isotonic"])
+def test_calibration_is_monotone_and_bounded(method):
+    logits, labels = _synthetic()
+    cal = fit_calibration(logits, labels, method)
+    grid = np.linspace(-10, 10, 2001)
+    p = cal(grid)
+    assert np.all(np.diff(p) >= -1e-12)
+    assert p.min() >= 0 and p.max() <= 1
+    assert cal(np.array([-5.0]))[0] < 0.2 < 0.8 < cal(np.array([5.0]))[0]
+    # Calibrated: among crops called 70-90 % fake, about that share is fake.
+    probs = cal(logits)
+    band = (probs > 0.7) & (probs < 0.9)
+    assert 0.7 <= labels[band].mean() <= 0.9
+    again = Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
+    np.testing.assert_allclose(again(grid), p)
+
+
+def test_calibration_refuses_a_detector_that_has_not_learned():
+    logits, labels = _synthetic()
+    with pytest.raises(InputError):
+        fit_calibration(-logits, labels, "platt")
+    with pytest.raises(InputError):
+        fit_calibration(logits, np.zeros_like(labels), "platt")
+
+
+@pytest.mark.parametrize("n", [11, 100, 1000, 5003])
+def test_threshold_keeps_false_positives_at_or_under_one_percent(n):
+    real = np.random.default_rng(n).beta(2, 8, n)
+    t = threshold_at_fpr(real, 0.01)
+    fpr = false_positive_rate(real, t)
+    assert fpr <= 0.01
+    # The smallest such threshold: one notch lower lets more through.
+    below = np.sort(real)[np.sort(real) < t]
+    if len(below):
+        assert false_positive_rate(real, below[-1]) > fpr
+    if n < 100:
+        assert t == real.max()
+
+
+def test_metrics_on_known_cases():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    assert metrics.auc(y, [0.1, 0.2, 0.3, 0.7, 0.8, 0.9]) == 1.0
+    assert metrics.eer(y, [0.1, 0.2, 0.3, 0.7, 0.8, 0.9]) == 0.0
+    assert metrics.auc(y, [0.9, 0.8, 0.7, 0.3, 0.2, 0.1]) == 0.0
+    assert metrics.tpr_at_fpr(y, [0.1, 0.2, 0.75, 0.7, 0.8, 0.9], 0.01) == pytest.approx(2 / 3)
+    assert np.isnan(metrics.auc([1, 1], [0.2, 0.3]))
+
+
+# --- a small training set from the astronaut -------------------------------------------
+
+
+def _jittered_crops(rgb, face, n, rng, size=128):
+    """Aligned crops with small random shifts, scales and turns, and their meshes."""
+    from likeness.faces.align import AlignConfig, AlignParams, align_params, warp_crop
+
+    base = align_params(face.eye_centres(), face.mouth_centre(), AlignConfig())
+    for _ in range(n):
+        params = AlignParams(
+            base.cx + rng.uniform(-0.06, 0.06) * base.half,
+            base.cy + rng.uniform(-0.06, 0.06) * base.half,
+            base.half * (1 + rng.uniform(-0.1, 0.1)),
+            base.angle + rng.uniform(-0.15, 0.15),
+        )
+        crop = warp_crop(rgb, params, size)
+        m = crop.matrix
+        mesh = face.landmarks.copy()
+        mesh[:, :2] = face.landmarks[:, :2] @ m[:, :2].T + m[:, 2]
+        mesh[:, 2] *= np.sqrt(abs(np.linalg.det(m[:, :2])))
+        yield crop.image, mesh
+
+
+@pytest.fixture(scope="module")
+def astro_set(tmp_path_factory, astronaut, face_stack) -> Path:
+    """48 real train crops and their self-blends, 24 + 24 for validation (3 'videos')."""
+    from likeness.datasets.fakes import FakesWriter
+    from likeness.datasets.self_blend import self_blend
+    from likeness.detector.data import FAKES_FORMAT, FAKES_VERSION
+    from likeness.faces.regions import KEY_LANDMARKS
+
+    out = tmp_path_factory.mktemp("fakes") / "astro"
+    face = face_stack.analyze(astronaut)[0]
+    rng = np.random.default_rng(0)
+    writer = FakesWriter(out)
+    for split, n in (("train", 48), ("val", 24)):
+        for i, (crop, mesh) in enumerate(_jittered_crops(astronaut, face, n, rng)):
+            cols = dict(identity="astronaut", split=split, video=f"astro-{split}-{i // 8}",
+                        frame=i % 8, item="astronaut", source="astronaut")  # fmt: skip
+            writer.add(crop, mesh[list(KEY_LANDMARKS)], label=0, family="real", **cols)
+            fake = self_blend(crop, mesh, rng).image
+            writer.add(
+                fake, None, label=1, family="sbi", **{**cols, "video": cols["video"] + "/sbi"}
+            )
+    writer.finish(
+        {"format": FAKES_FORMAT, "version": FAKES_VERSION, "landmark_indices": list(KEY_LANDMARKS)}
+    )
+    return out
+
+
+def test_training_set_reader(astro_set):
+    from likeness.detector.data import FakesSet
+
+    data = FakesSet.open(astro_set)
+    assert len(data.select("train", 0)) == 48 and len(data.select("val", 1)) == 24
+    real = data.select("train", 0)[0]
+    mesh = data.mesh(real)
+    assert mesh.shape == (468, 3) and data.mesh(data.select("train", 1)[0]) is None
+    assert data.read(real).shape == (128, 128, 3)
+    with pytest.raises(InputError, match="not a detector training set"):
+        FakesSet.open(astro_set / "images")
+
+
+def test_batches_are_balanced_and_repeatable(astro_set):
+    from likeness.detector.config import TrainConfig, preset
+    from likeness.detector.data import BatchSampler, FakesSet
+
+    data = FakesSet.open(astro_set)
+    sampler = BatchSampler(data, preset("tiny"), TrainConfig(batch_size=16, online_sbi=0.5))
+    x, y = sampler.batch(7)
+    assert x.shape == (16, 3, 64, 64) and int(y.sum()) == 8
+    x2, y2 = sampler.batch(7)
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+    assert not torch.equal(sampler.batch(8)[0], x)
+
+
+def _train(data: Path, out: Path, steps: int, resume: bool = False, **over):
+    from likeness.detector.train import Trainer
+
+    overrides = {"preset": "tiny", "steps": 120, "warmup": 10, "num_threads": 1, **over}
+    trainer = Trainer(data, out, overrides=overrides, resume=resume)
+    trainer.run(steps=steps)
+    return trainer
+
+
+def test_tiny_detector_learns_self_blends_and_ships_calibrated_weights(astro_set, tmp_path):
+    from likeness.detector.model import DetectorModel
+    from likeness.detector.train import read_losses
+
+    trainer = _train(astro_set, tmp_path / "run", steps=120, checkpoint_every=60)
+    val = trainer.last_validation
+    assert val["val_auc"] > 0.8, val
+    rows = read_losses(tmp_path / "run")
+    assert rows[-1]["step"] == 120 and rows[-1]["val_auc"] == pytest.approx(
+        val["val_auc"], abs=1e-4
+    )
+    model = DetectorModel.from_pretrained(tmp_path / "run" / "weights")
+    decision = model.decision
+    assert 0 < decision.threshold < 1 and decision.calibration.method == "platt"
+    assert decision.validation["real_videos"] == 3 and decision.validation["video_fpr"] == 0
+    from likeness.detector.data import FakesSet, evaluation_images
+
+    data = FakesSet.open(astro_set)
+    val_samples = data.select("val")
+    probs = model.probabilities(evaluation_images(data, val_samples, 128))
+    labels = np.array([s.label for s in val_samples])
+    assert probs.min() >= 0 and probs.max() <= 1
+    assert metrics.auc(labels, probs) > 0.8
+    weights = tmp_path / "run" / "weights" / "model.safetensors"
+    assert weights.stat().st_size < 8 * 2**20
+
+
+def test_resume_continues_exactly(astro_set, tmp_path):
+    straight = _train(astro_set, tmp_path / "a", steps=6, checkpoint_every=3)
+    _train(astro_set, tmp_path / "b", steps=3, checkpoint_every=3)
+    resumed = _train(astro_set, tmp_path / "b", steps=3, resume=True)
+    assert resumed.state.step == 6
+    for (name, a), b in zip(
+        straight.network.state_dict().items(), resumed.network.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    with pytest.raises(InputError, match="already holds a run"):
+        _train(astro_set, tmp_path / "a", steps=1)
+
+
+def test_missing_detector_weights_is_a_clear_model_error(tmp_path):
+    from likeness.detector.model import DetectorModel
+    from likeness.errors import ModelError
+
+    with pytest.raises(ModelError, match="likeness train detector"):
+        DetectorModel.from_pretrained(tmp_path)
+
+
+# --- the training set from a pack ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_pack(tmp_path_factory, astronaut, face_stack) -> Path:
+    """Two 'people' in train (a clip and a photo) and one in val, from the astronaut."""
+    from likeness.datasets.pack import PackConfig, write_pack
+    from tests import samples
+
+    folder = tmp_path_factory.mktemp("people")
+    samples.face_video(folder / "alpha.mp4", astronaut, frames=8)
+    samples.face_video(folder / "gamma.mp4", astronaut[:, ::-1].copy(), frames=8)
+    (folder / "beta.png").write_bytes(samples.png_bytes(np.ascontiguousarray(astronaut[:, ::-1])))
+    split = folder / "split.tsv"
+    split.write_text("alpha\ttrain\nbeta\ttrain\ngamma\tval\n")
+    out = tmp_path_factory.mktemp("packs") / "pack"
+    write_pack(
+        [folder / "alpha.mp4", folder / "beta.png", folder / "gamma.mp4"],
+        out,
+        PackConfig(every=1, split_file=split),
+        stack=face_stack,
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_generator(tmp_path_factory) -> Path:
+    """An untrained tiny generator: its output is noise, but every path runs."""
+    from likeness.generator.config import preset
+    from likeness.generator.model import GeneratorNetworks, save_weights
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("generator") / "g-tiny"
+    save_weights(GeneratorNetworks(preset("tiny")), folder)
+    return folder
+
+
+def test_fakes_from_a_pack_keep_splits_and_are_not_watermarked(
+    small_pack, tiny_generator, tmp_path
+):
+    from likeness.datasets.fakes import FakesConfig, make_fakes
+    from likeness.datasets.pack_reader import Pack
+    from likeness.detector.data import FakesSet
+
+    out = tmp_path / "fakes"
+    report = make_fakes(small_pack, out, FakesConfig(every=2, weights=(tiny_generator,)))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["watermarked"] is False and "do not publish" in manifest["purpose"]
+    assert report.counts["train"]["real"] == 4 + 1  # 4 sampled frames of alpha, the photo
+    assert set(report.counts["train"]) == {"real", "generator-self", "generator-cross", "sbi"}
+    # gamma is alone in val: no one to cross with.
+    assert "generator-cross" not in report.counts["val"]
+    data = FakesSet.open(out)
+    pack = Pack.open(small_pack)
+    split_of = {"alpha": "train", "beta": "train", "gamma": "val"}
+    for s in data.samples:
+        assert s.split == split_of[s.identity]
+        assert data.read(s).shape == (256, 256, 3)
+        if s.family == "generator-cross":  # another person, driven by this clip
+            assert pack.item(s.source).identity == s.identity != pack.item(s.item).identity
+        else:
+            assert pack.item(s.item).identity == s.identity
+        if s.label == 0:
+            assert data.mesh(s) is not None
+    encodings: dict[str, set] = {}
+    for s in data.samples:
+        encodings.setdefault(s.video, set()).add(s.encoding)
+    assert all(len(e) == 1 for e in encodings.values())  # one round trip per video
+    with (out / "samples.csv").open() as fh:
+        assert len(list(csv.DictReader(fh))) == len(data.samples)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
