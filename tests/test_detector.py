@@ -218,7 +218,7 @@ def _train(data: Path, out: Path, steps: int, resume: bool = False, **over):
 
 def test_tiny_detector_learns_self_blends_and_ships_calibrated_weights(astro_set, tmp_path):
     from likeness.detector.model import DetectorModel
-    from likeness.detector.train import read_losses
+    from likeness.training import read_losses
 
     trainer = _train(astro_set, tmp_path / "run", steps=120, checkpoint_every=60)
     val = trainer.last_validation

@@ -180,7 +180,8 @@ def test_tiny_training_halves_the_loss(tiny_pack, tmp_path):
 
 
 def test_resume_continues_the_same_loss_curve(tiny_pack, tmp_path):
-    from likeness.generator.train import Trainer, read_losses
+    from likeness.generator.train import Trainer
+    from likeness.training import read_losses
 
     straight = Trainer(tiny_pack, tmp_path / "a", overrides=TINY)
     straight.run(steps=20)

@@ -26,9 +26,8 @@ from likeness.detector.config import DetectorConfig
 from likeness.detector.network import FaceClassifier
 from likeness.detector.pooling import PoolingConfig
 from likeness.errors import InputError, ModelError
+from likeness.weights_io import CONFIG_NAME, WEIGHTS_NAME, load_model, save_model, write_text_atomic
 
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
 CALIBRATION_NAME = "calibration.json"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "detector"
 TRAIN_HINT = (
@@ -138,29 +137,11 @@ class DetectorModel:
 
 
 def save_weights(network: FaceClassifier, folder: Path, decision: Decision | None = None) -> Path:
-    """Write config.json, model.safetensors (float16 halves the size; inference runs in
-    float32 after loading) and, when given, calibration.json."""
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {
-        k: v.detach().to("cpu", torch.float16 if v.is_floating_point() else v.dtype).contiguous()
-        for k, v in network.state_dict().items()
-    }
-    tmp = folder / (WEIGHTS_NAME + ".tmp")
-    save_file(state, str(tmp), metadata={"config": network.config.to_json()})
-    tmp.replace(folder / WEIGHTS_NAME)
-    _write_text(folder / CONFIG_NAME, network.config.to_json())
+    """Write config.json, model.safetensors (float16) and, when given, calibration.json."""
+    path = save_model(network, folder, network.config.to_json())
     if decision is not None:
-        _write_text(folder / CALIBRATION_NAME, json.dumps(decision.to_dict(), indent=2))
-    return folder / WEIGHTS_NAME
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+        write_text_atomic(Path(folder) / CALIBRATION_NAME, json.dumps(decision.to_dict(), indent=2))
+    return path
 
 
 def read_decision(path: Path) -> Decision:
@@ -174,27 +155,4 @@ def read_decision(path: Path) -> Decision:
 
 
 def load_weights(network: torch.nn.Module, path: Path) -> None:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ModelError(f"detector weights {path} cannot be read: {err}") from None
-    own = network.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise ModelError(
-            f"detector weights {path.name} do not fit this model "
-            f"({len(missing)} missing, {len(unexpected)} unexpected tensors)"
-        )
-    for k, v in state.items():
-        if v.shape != own[k].shape:
-            raise ModelError(
-                f"detector weights {path.name}: {k} has shape {tuple(v.shape)}, "
-                f"expected {tuple(own[k].shape)}"
-            )
-    network.load_state_dict(
-        {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    )
+    load_model(network, path, "detector")

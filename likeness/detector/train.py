@@ -14,19 +14,15 @@ Imports only torch, numpy, OpenCV, timm, safetensors and scikit-learn.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import math
-import signal
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from likeness import training
 from likeness.detector import metrics
 from likeness.detector.calibrate import fit_calibration, threshold_at_fpr
 from likeness.detector.config import DetectorConfig, TrainConfig, preset
@@ -41,9 +37,8 @@ from likeness.detector.model import Decision, save_weights, to_tensor
 from likeness.detector.network import FaceClassifier
 from likeness.detector.pooling import PoolingConfig, pool_scores
 from likeness.errors import InputError
+from likeness.training import LossLog, RunState, open_run, run_chunk, save_checkpoint
 
-CHECKPOINT = "checkpoint.pt"
-LOSS_CSV = "loss.csv"
 CSV_FIELDS = (
     "step",
     "time_s",
@@ -60,12 +55,6 @@ CSV_FIELDS = (
     "threshold",
     "val_video_tpr",
 )
-
-
-@dataclass
-class RunState:
-    step: int = 0
-    seconds: float = 0.0  # training time spent, across chunks
 
 
 def _lr(train: TrainConfig, step: int) -> float:
@@ -102,20 +91,9 @@ class Trainer:
         with its own config and `overrides` on top."""
         self.out = Path(out)
         self.device = torch.device(device)
-        ckpt_path = self.out / CHECKPOINT
-        ckpt = None
-        if resume:
-            if not ckpt_path.is_file():
-                raise InputError(f"--resume: no {CHECKPOINT} in {self.out}")
-            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-            train = TrainConfig.from_dict({**ckpt["train"], **(overrides or {})})
-            config = DetectorConfig.from_dict(ckpt["config"])
-        else:
-            if ckpt_path.exists():
-                raise InputError(f"{self.out} already holds a run: pass --resume or another --out")
-            base = dataclasses.asdict(train or TrainConfig())
-            train = TrainConfig.from_dict({**base, **(overrides or {})})
-            config = preset(train.preset)
+        ckpt, train, config = open_run(
+            self.out, resume, train, overrides, TrainConfig, DetectorConfig, preset
+        )
         self.train, self.config = train, config
         if train.num_threads > 0:
             torch.set_num_threads(train.num_threads)
@@ -132,7 +110,6 @@ class Trainer:
         self.last_validation: dict = {}
         self.decision: Decision | None = None
         self.calibration_note = ""
-        self._validated_step = -1
         if ckpt is not None:
             try:
                 self.network.load_state_dict(ckpt["network"])
@@ -184,7 +161,6 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """Validation loss and AUCs (all fakes, and each family against all reals),
         then calibration and threshold; empty when the set has no validation split."""
-        self._validated_step = self.state.step
         if not self.val:
             self.calibration_note = "no validation split: weights saved uncalibrated"
             return {}
@@ -269,26 +245,17 @@ class Trainer:
             "config": dataclasses.asdict(self.config),
             "data": {"root": str(self.data.root), "samples": len(self.data.samples)},
         }
-        tmp = self.out / (CHECKPOINT + ".tmp")
-        torch.save(ckpt, tmp)
-        tmp.replace(self.out / CHECKPOINT)
+        save_checkpoint(self.out, ckpt)
         decision = self.decision
         save_weights(self.network, self.out / "weights", decision)
         stale = self.out / "weights" / "calibration.json"
         if decision is None and stale.exists():
             stale.unlink()  # a calibration from other weights would be wrong for these
 
-    def _csv(self, row: dict) -> None:
-        path = self.out / LOSS_CSV
-        new = not path.exists()
-        self.out.mkdir(parents=True, exist_ok=True)
-        with path.open("a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(
-                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
-            )
+    def checkpoint(self, final: bool = False) -> dict[str, float]:
+        metrics = self.validate()
+        self.save()
+        return metrics
 
     def run(
         self, minutes: float | None = None, steps: int | None = None, progress=None
@@ -297,46 +264,16 @@ class Trainer:
         calibrate and checkpoint every `checkpoint_every` and at the end (also on
         SIGTERM/SIGINT)."""
         tr = self.train
-        stop_at = tr.steps if steps is None else min(tr.steps, self.state.step + steps)
-        deadline = time.monotonic() + minutes * 60 if minutes else None
-        interrupted = {"flag": False}
-
-        def _handler(signum, frame):  # finish the step, save, leave
-            interrupted["flag"] = True
-
-        old = {s: signal.signal(s, _handler) for s in (signal.SIGTERM, signal.SIGINT)}
-        running: dict[str, float] = {}
-        count = 0
-        try:
-            while self.state.step < stop_at and not interrupted["flag"]:
-                t0 = time.monotonic()
-                row = self.step()
-                self.state.seconds += time.monotonic() - t0
-                for k, v in row.items():
-                    running[k] = running.get(k, 0.0) + v
-                count += 1
-                step = self.state.step
-                if progress is not None:
-                    progress(step, stop_at, row)
-                checkpoint = step % tr.checkpoint_every == 0
-                if step % tr.log_every == 0 or checkpoint:
-                    mean = {k: v / count for k, v in running.items()}
-                    if checkpoint:
-                        mean.update(self.validate())
-                        self.save()
-                    self._csv({"step": step, "time_s": self.state.seconds, **mean})
-                    running, count = {}, 0
-                if deadline is not None and time.monotonic() > deadline:
-                    break
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
-            if self._validated_step != self.state.step:
-                row = {k: v / count for k, v in running.items()} if count else {}
-                row.update(self.validate())
-                self._csv({"step": self.state.step, "time_s": self.state.seconds, **row})
-            self.save()
-        return self.state
+        return run_chunk(
+            self,
+            LossLog(self.out, CSV_FIELDS),
+            total_steps=tr.steps,
+            log_every=tr.log_every,
+            checkpoint_every=tr.checkpoint_every,
+            minutes=minutes,
+            steps=steps,
+            progress=progress,
+        )
 
 
 def _plain(value):
@@ -349,28 +286,8 @@ def _plain(value):
     return value
 
 
-def read_losses(run: Path) -> list[dict]:
-    with (Path(run) / LOSS_CSV).open() as fh:
-        return [
-            {k: (float(v) if v not in ("", None) else None) for k, v in row.items()}
-            for row in csv.DictReader(fh)
-        ]
-
-
 def config_overrides(
     path: Path | None, preset_name: str | None = None, overrides: dict | None = None
 ) -> dict:
     """Training config fields from a JSON file, --preset and --set, later ones winning."""
-    data: dict = {}
-    if path is not None:
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as err:
-            raise InputError(f"cannot read training config {path}: {err}") from err
-        if not isinstance(data, dict):
-            raise InputError(f"training config {path} must hold a JSON object")
-    if preset_name:
-        preset(preset_name)
-        data["preset"] = preset_name
-    data.update(overrides or {})
-    return data
+    return training.config_overrides(path, preset_name, overrides, preset)

@@ -22,9 +22,8 @@ from likeness.generator.config import GeneratorConfig
 from likeness.generator.networks.motion_extractor import MotionExtractor
 from likeness.generator.networks.portrait import WarpingGenerator
 from likeness.generator.networks.retarget import Retarget
+from likeness.weights_io import CONFIG_NAME, WEIGHTS_NAME, load_model, save_model
 
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "generator"
 
 
@@ -151,48 +150,12 @@ def file_hash(path: Path) -> str:
 
 
 def save_weights(networks: GeneratorNetworks, folder: Path, dtype=torch.float16) -> Path:
-    """Write config.json and model.safetensors (half precision halves the size; the
-    networks run in float32 after loading)."""
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {
-        k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
-        for k, v in networks.state_dict().items()
-    }
-    tmp = folder / (WEIGHTS_NAME + ".tmp")
-    save_file(state, str(tmp), metadata={"config": networks.config.to_json()})
-    tmp.replace(folder / WEIGHTS_NAME)
-    (folder / CONFIG_NAME).write_text(networks.config.to_json())
-    return folder / WEIGHTS_NAME
+    """Write config.json and model.safetensors (half precision; float32 after loading)."""
+    return save_model(networks, folder, networks.config.to_json(), dtype)
 
 
 def load_weights(networks: nn.Module, path: Path) -> None:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ModelError(f"generator weights {path} cannot be read: {err}") from err
-    own = networks.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise ModelError(
-            f"generator weights {path.name} do not fit this model "
-            f"({len(missing)} missing, {len(unexpected)} unexpected tensors)"
-        )
-    for k, v in state.items():
-        if v.shape != own[k].shape:
-            raise ModelError(
-                f"generator weights {path.name}: {k} has shape {tuple(v.shape)}, "
-                f"expected {tuple(own[k].shape)}"
-            )
-    networks.load_state_dict(
-        {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    )
+    load_model(networks, path, "generator")
 
 
 def config_digest(config: GeneratorConfig) -> str:

@@ -11,18 +11,14 @@ Imports only torch, numpy, OpenCV, timm and safetensors (the GPU machine has no 
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import math
-import signal
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from likeness import training
 from likeness.errors import InputError
 from likeness.generator import losses as L
 from likeness.generator.config import GeneratorConfig, TrainConfig, preset
@@ -30,9 +26,8 @@ from likeness.generator.data import Batch, PairSampler, grid_image, load_clips, 
 from likeness.generator.model import GeneratorNetworks, save_weights, to_uint8
 from likeness.generator.networks.discriminator import PatchDiscriminator
 from likeness.generator.networks.motion_extractor import pose_bin
+from likeness.training import LossLog, RunState, open_run, run_chunk, save_checkpoint
 
-CHECKPOINT = "checkpoint.pt"
-LOSS_CSV = "loss.csv"
 CSV_FIELDS = (
     "step",
     "time_s",
@@ -50,12 +45,6 @@ CSV_FIELDS = (
     "val_ssim",
     "val_l1",
 )
-
-
-@dataclass
-class RunState:
-    step: int = 0
-    seconds: float = 0.0  # training time spent, across chunks
 
 
 def _lr(train: TrainConfig, step: int, base: float) -> float:
@@ -82,20 +71,9 @@ class Trainer:
 
         self.out = Path(out)
         self.device = torch.device(device)
-        ckpt_path = self.out / CHECKPOINT
-        ckpt = None
-        if resume:
-            if not ckpt_path.is_file():
-                raise InputError(f"--resume: no {CHECKPOINT} in {self.out}")
-            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-            train = TrainConfig.from_dict({**ckpt["train"], **(overrides or {})})
-            config = GeneratorConfig.from_dict(ckpt["config"])
-        else:
-            if ckpt_path.exists():
-                raise InputError(f"{self.out} already holds a run: pass --resume or another --out")
-            base = dataclasses.asdict(train or TrainConfig())
-            train = TrainConfig.from_dict({**base, **(overrides or {})})
-            config = preset(train.preset)
+        ckpt, train, config = open_run(
+            self.out, resume, train, overrides, TrainConfig, GeneratorConfig, preset
+        )
         self.train = train
         self.config = config
         torch.manual_seed(train.seed)
@@ -160,9 +138,7 @@ class Trainer:
         if self.disc is not None:
             ckpt["disc"] = self.disc.state_dict()
             ckpt["opt_d"] = self.opt_d.state_dict()
-        tmp = self.out / (CHECKPOINT + ".tmp")
-        torch.save(ckpt, tmp)
-        tmp.replace(self.out / CHECKPOINT)
+        save_checkpoint(self.out, ckpt)
         save_weights(self.nets, self.out / "weights")
 
     # ------------------------------------------------------------ steps
@@ -309,17 +285,12 @@ class Trainer:
         cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
         return path
 
-    def _csv(self, row: dict) -> None:
-        path = self.out / LOSS_CSV
-        new = not path.exists()
-        self.out.mkdir(parents=True, exist_ok=True)
-        with path.open("a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(
-                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
-            )
+    def checkpoint(self, final: bool = False) -> dict[str, float]:
+        metrics = self.validate()
+        self.save()
+        if final or self.state.step % self.train.sample_every == 0:
+            self.sample_grid()
+        return metrics
 
     def run(
         self, minutes: float | None = None, steps: int | None = None, progress=None
@@ -327,74 +298,23 @@ class Trainer:
         """Train until `train.steps`, `steps` more steps, or `minutes` pass; checkpoint
         at every `checkpoint_every` and at the end (also on SIGTERM/SIGINT)."""
         tr = self.train
-        stop_at = tr.steps if steps is None else min(tr.steps, self.state.step + steps)
-        deadline = time.monotonic() + minutes * 60 if minutes else None
-        interrupted = {"flag": False}
-
-        def _handler(signum, frame):  # finish the step, save, leave
-            interrupted["flag"] = True
-
-        old = {s: signal.signal(s, _handler) for s in (signal.SIGTERM, signal.SIGINT)}
-        running: dict[str, float] = {}
-        count = 0
-        try:
-            while self.state.step < stop_at and not interrupted["flag"]:
-                t0 = time.monotonic()
-                metrics = self.step()
-                self.state.seconds += time.monotonic() - t0
-                for k, v in metrics.items():
-                    running[k] = running.get(k, 0.0) + v
-                count += 1
-                step = self.state.step
-                if progress is not None:
-                    progress(step, stop_at, metrics)
-                if step % tr.log_every == 0 or step == stop_at:
-                    row = {k: v / count for k, v in running.items()}
-                    if step % tr.checkpoint_every == 0 or step == stop_at:
-                        row.update(self.validate())
-                    self._csv({"step": step, "time_s": self.state.seconds, **row})
-                    running, count = {}, 0
-                if step % tr.checkpoint_every == 0:
-                    self.save()
-                    if step % tr.sample_every == 0:
-                        self.sample_grid()
-                if deadline is not None and time.monotonic() > deadline:
-                    break
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
-            self.validate()
-            self.save()
-            self.sample_grid()
-        return self.state
-
-
-def read_losses(run: Path) -> list[dict]:
-    path = Path(run) / LOSS_CSV
-    with path.open() as fh:
-        return [
-            {k: (float(v) if v not in ("", None) else None) for k, v in row.items()}
-            for row in csv.DictReader(fh)
-        ]
+        return run_chunk(
+            self,
+            LossLog(self.out, CSV_FIELDS),
+            total_steps=tr.steps,
+            log_every=tr.log_every,
+            checkpoint_every=tr.checkpoint_every,
+            minutes=minutes,
+            steps=steps,
+            progress=progress,
+        )
 
 
 def config_overrides(
     path: Path | None, preset_name: str | None = None, overrides: dict | None = None
 ) -> dict:
     """Training config fields from a JSON file, --preset and --set, later ones winning."""
-    data: dict = {}
-    if path is not None:
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as err:
-            raise InputError(f"cannot read training config {path}: {err}") from err
-        if not isinstance(data, dict):
-            raise InputError(f"training config {path} must hold a JSON object")
-    if preset_name:
-        preset(preset_name)  # validates the name
-        data["preset"] = preset_name
-    data.update(overrides or {})
-    return data
+    return training.config_overrides(path, preset_name, overrides, preset)
 
 
 def describe(config: GeneratorConfig) -> dict[str, int]:

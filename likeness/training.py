@@ -1,0 +1,187 @@
+"""What the generator's and the detector's training runs share: the run state, the
+loss CSV, training-config overrides (file, --preset, --set), and the loop that trains
+one chunk and always leaves a checkpoint behind, whether it ends by step count,
+deadline or signal (so `--minutes` chunks and `kill` both resume exactly).
+
+Imports the standard library (torch inside the checkpoint functions), never PyAV: the
+GPU machine runs training without it.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from likeness.errors import InputError
+
+LOSS_CSV = "loss.csv"
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class RunState:
+    step: int = 0
+    seconds: float = 0.0  # training time spent, across chunks
+
+
+class Trainable(Protocol):
+    state: RunState
+
+    def step(self) -> dict[str, float]: ...
+
+    def checkpoint(self, final: bool = False) -> dict[str, float]:
+        """Validate, save, and return the validation figures for the loss CSV."""
+        ...
+
+
+class LossLog:
+    """Appends rows to RUN/loss.csv; floats kept to 6 significant digits."""
+
+    def __init__(self, run: Path, fields: Sequence[str]) -> None:
+        self.path = Path(run) / LOSS_CSV
+        self.fields = tuple(fields)
+
+    def append(self, row: dict) -> None:
+        new = not self.path.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=self.fields, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(
+                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
+            )
+
+
+def read_losses(run: Path) -> list[dict]:
+    with (Path(run) / LOSS_CSV).open() as fh:
+        return [
+            {k: (float(v) if v not in ("", None) else None) for k, v in row.items()}
+            for row in csv.DictReader(fh)
+        ]
+
+
+def config_overrides(
+    path: Path | None,
+    preset_name: str | None,
+    overrides: dict | None,
+    check_preset: Callable[[str], object],
+) -> dict:
+    """Training config fields from a JSON file, --preset and --set, later ones winning;
+    `check_preset` raises on an unknown preset name."""
+    data: dict = {}
+    if path is not None:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as err:
+            raise InputError(f"cannot read training config {path}: {err}") from err
+        if not isinstance(data, dict):
+            raise InputError(f"training config {path} must hold a JSON object")
+    if preset_name:
+        check_preset(preset_name)
+        data["preset"] = preset_name
+    data.update(overrides or {})
+    return data
+
+
+def open_run(
+    out: Path,
+    resume: bool,
+    train: object | None,
+    overrides: dict | None,
+    train_cls: type,
+    config_cls: type,
+    preset: Callable[[str], object],
+) -> tuple[dict | None, object, object]:
+    """(checkpoint or None, training config, model config) for a run folder. A new run
+    starts from `train` (or the defaults) with `overrides` and the model of its preset,
+    and refuses a folder that already holds a run; `resume` takes the checkpoint's own
+    configs, `overrides` on top."""
+    import torch
+
+    path = Path(out) / CHECKPOINT
+    if resume:
+        if not path.is_file():
+            raise InputError(f"--resume: no {CHECKPOINT} in {out}")
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        config = train_cls.from_dict({**ckpt["train"], **(overrides or {})})
+        return ckpt, config, config_cls.from_dict(ckpt["config"])
+    if path.exists():
+        raise InputError(f"{out} already holds a run: pass --resume or another --out")
+    base = dataclasses.asdict(train or train_cls())
+    config = train_cls.from_dict({**base, **(overrides or {})})
+    return None, config, preset(config.preset)
+
+
+def save_checkpoint(out: Path, checkpoint: dict) -> None:
+    """RUN/checkpoint.pt, replaced only when completely written."""
+    import torch
+
+    Path(out).mkdir(parents=True, exist_ok=True)
+    tmp = Path(out) / (CHECKPOINT + ".tmp")
+    torch.save(checkpoint, tmp)
+    tmp.replace(Path(out) / CHECKPOINT)
+
+
+def run_chunk(
+    trainer: Trainable,
+    log: LossLog,
+    *,
+    total_steps: int,
+    log_every: int,
+    checkpoint_every: int,
+    minutes: float | None = None,
+    steps: int | None = None,
+    progress: Callable[[int, int, dict], None] | None = None,
+) -> RunState:
+    """Train until `total_steps`, `steps` more steps, or `minutes` pass. Logs the mean
+    of each `log_every` steps, checkpoints every `checkpoint_every` and once more at the
+    end unless the last step was one; SIGTERM/SIGINT finish the step, save and return."""
+    state = trainer.state
+    stop_at = total_steps if steps is None else min(total_steps, state.step + steps)
+    deadline = time.monotonic() + minutes * 60 if minutes else None
+    interrupted = False
+
+    def _handler(signum, frame):
+        nonlocal interrupted
+        interrupted = True
+
+    old = {s: signal.signal(s, _handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    running: dict[str, float] = {}
+    count = 0
+    saved_at = -1
+    try:
+        while state.step < stop_at and not interrupted:
+            t0 = time.monotonic()
+            metrics = trainer.step()
+            state.seconds += time.monotonic() - t0
+            for k, v in metrics.items():
+                running[k] = running.get(k, 0.0) + v
+            count += 1
+            if progress is not None:
+                progress(state.step, stop_at, metrics)
+            at_checkpoint = state.step % checkpoint_every == 0
+            if state.step % log_every == 0 or at_checkpoint:
+                row = {k: v / count for k, v in running.items()}
+                if at_checkpoint:
+                    row.update(trainer.checkpoint())
+                    saved_at = state.step
+                log.append({"step": state.step, "time_s": state.seconds, **row})
+                running, count = {}, 0
+            if deadline is not None and time.monotonic() > deadline:
+                break
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        if saved_at != state.step:
+            row = {k: v / count for k, v in running.items()} if count else {}
+            row.update(trainer.checkpoint(final=True))
+            log.append({"step": state.step, "time_s": state.seconds, **row})
+    return state
