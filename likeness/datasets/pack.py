@@ -40,6 +40,7 @@ from likeness.datasets.pack_format import (
 )
 from likeness.errors import InputError, NoFaceError, OutputError
 from likeness.hashing import sha256_file
+from likeness.media.atomic import fsync_path
 
 if TYPE_CHECKING:
     import numpy as np
@@ -532,12 +533,7 @@ def _make_temp_dir(output: Path) -> Path:
 
 def _fsync_tree(root: Path) -> None:
     for path in [*root.rglob("*"), root]:
-        with contextlib.suppress(OSError):
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        fsync_path(path)
 
 
 def _install(tmp: Path, output: Path) -> None:

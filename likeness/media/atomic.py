@@ -73,8 +73,9 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    # Makes the rename itself durable; some filesystems refuse, which costs nothing.
+def fsync_path(path: Path) -> None:
+    """fsync a file or folder (a folder's fsync makes a rename in it durable); some
+    filesystems refuse, which costs nothing."""
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -106,4 +107,4 @@ def atomic_output(target: str | os.PathLike[str], *, inputs: Sequence[Path] = ()
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(target.parent)
+    fsync_path(target.parent)
