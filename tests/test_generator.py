@@ -109,6 +109,32 @@ def test_renderer_keeps_the_source_when_motion_is_zero_at_init():
     assert out["image"].shape == src.shape
 
 
+@pytest.mark.parametrize("detail", [True, False])
+def test_output_keeps_the_sources_detail_above_the_decoders_band(detail):
+    """With `detail_from_warp`, an untrained renderer driven by still keypoints already
+    carries the source's fine texture (the decoder, at half size, cannot); without it
+    the fine texture is mostly gone."""
+    import dataclasses
+
+    import torch.nn.functional as F
+
+    from likeness.generator.networks.portrait import WarpingGenerator
+
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(preset("tiny"), output_size=128, detail_from_warp=detail)
+    net = WarpingGenerator(cfg).eval()
+    src = torch.rand(1, 3, 128, 128)
+    kp = torch.from_numpy(random_face(3))[None]
+    with torch.no_grad():
+        out = net(F.interpolate(src, size=64, mode="area"), src, kp, kp)["image"]
+
+    def high(x):
+        return x - F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="nearest")
+
+    kept = (high(out) * high(src)).sum() / (high(src) ** 2).sum()
+    assert (kept > 0.8) if detail else (kept < 0.7), float(kept)
+
+
 def test_weights_round_trip(tmp_path):
     from likeness.generator.model import GeneratorModel, GeneratorNetworks, save_weights
 

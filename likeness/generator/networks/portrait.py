@@ -4,7 +4,8 @@ source crop -> AppearanceEncoder -> volume; a 3D thin-plate spline through the s
 and driving keypoints (plus still border anchors) warps the volume; DenseMotion
 corrects the warp and predicts occlusion; Decoder renders. The source image itself is
 warped by the 2D spline at full output resolution and blended with the decoder's
-output, so detail survives wherever the warp is right.
+output, and the decoder's output takes the warped source's detail above its own band
+(`detail_from_warp`), so detail survives wherever the warp is right.
 """
 
 from __future__ import annotations
@@ -96,6 +97,12 @@ class WarpingGenerator(nn.Module):
         blend = upsample_map(motion["blend"], out)
         decoded_full = F.interpolate(decoded, size=(out, out), mode="bilinear", align_corners=False)
         image = blend * warped_full + (1 - blend) * decoded_full
+        if c.detail_from_warp and out > c.image_size:
+            # Band-split: what the decoder cannot draw at image_size comes from the
+            # warped source, gated by the occlusion map (no detail where it is hidden).
+            low = F.interpolate(warped_small, size=(out, out), mode="bilinear", align_corners=False)
+            detail = warped_full - low
+            image = image + (1 - blend) * upsample_map(motion["occlusion"], out) * detail
         return {
             "image": image,
             "decoded": decoded,
