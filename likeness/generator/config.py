@@ -34,8 +34,7 @@ class GeneratorConfig:
     decoder_channels: tuple[int, int, int] = (96, 48, 24)
     decoder_blocks: int = 1
     # The decoder works at image_size; above that band the output takes the warped
-    # source's own detail (where the occlusion map says the source is seen), so an
-    # L1-trained decoder cannot blur the face.
+    # source's own detail, so an L1-trained decoder cannot blur the face.
     detail_from_warp: bool = True
     # Motion extractor: a timm backbone trained from scratch.
     extractor_backbone: str = "mobilenetv3_small_100"
