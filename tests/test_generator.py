@@ -223,6 +223,19 @@ def test_resume_continues_the_same_loss_curve(tiny_pack, tmp_path):
     assert np.allclose(la, lb, rtol=1e-4), (la, lb)
 
 
+@pytest.mark.parametrize("still", [0.0, 1.0])
+def test_still_pairs_drive_with_the_source_frame_itself(tiny_pack, still):
+    from likeness.datasets.pack_reader import Pack
+    from likeness.generator.data import PairSampler, load_clips
+
+    cfg = preset("tiny")
+    train = TrainConfig(still_fraction=still, photo_fraction=0.0, flip=0.0, colour_jitter=0.0)
+    sampler = PairSampler(load_clips(Pack.open(tiny_pack), "train", cfg, None), cfg, train)
+    batch = sampler.batch(0, batch_size=8)
+    same = [torch.equal(batch.kp_source[k], batch.kp_driving[k]) for k in range(8)]
+    assert all(same) if still else not all(same)
+
+
 def test_a_new_run_refuses_to_overwrite_and_resume_needs_a_run(tiny_pack, tmp_path):
     from likeness.errors import InputError
     from likeness.generator.train import Trainer

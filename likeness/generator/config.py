@@ -134,6 +134,9 @@ class TrainConfig:
     log_every: int = 25
     seed: int = 0
     photo_fraction: float = 0.15  # pairs made from photos by synthetic motion
+    # Video pairs whose driving frame is the source frame itself: a driver that does not
+    # move must give back the source (random pairs almost never teach that).
+    still_fraction: float = 0.1
     flip: float = 0.5
     colour_jitter: float = 0.1
     extractor_weight: float = 1.0  # the extractor trains beside the renderer, own loss
@@ -141,6 +144,7 @@ class TrainConfig:
     gan_start: int = 0  # step at which the GAN loss switches on (when weights.gan > 0)
     losses: LossWeights = field(default_factory=LossWeights)
     num_workers: int = 0
+    num_threads: int = 0  # torch CPU threads; 0 leaves torch's default
     max_frames_per_clip: int | None = None  # cap decoded frames (tests, small machines)
 
     @classmethod

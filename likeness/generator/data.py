@@ -134,6 +134,8 @@ class PairSampler:
         clip = self.videos[rng.choice(len(self.videos), p=self.weights)]
         n = len(clip.frames)
         i, j = rng.integers(n), rng.integers(n)
+        if rng.random() < self.train.still_fraction:
+            j = i
         size = clip.frames.shape[1]
         to_source = clip.matrices[i] @ np.vstack([invert_affine(clip.matrices[j]), [0, 0, 1]])
         driving = cv2.warpAffine(

@@ -76,6 +76,8 @@ class Trainer:
         )
         self.train = train
         self.config = config
+        if train.num_threads > 0:
+            torch.set_num_threads(train.num_threads)
         torch.manual_seed(train.seed)
         self.pack = Pack.open(pack_path)
         self.clips = load_clips(self.pack, "train", self.config, train.max_frames_per_clip)
