@@ -695,3 +695,11 @@ def test_root_cli_exit_codes(home, tmp_path, clip, capsys, monkeypatch):
     assert cli.main(["verify", str(tmp_path / "s.mp4")]) == 1
     assert cli.main(["verify", str(tmp_path / "s.mp4"), "--trust", str(clip)]) == 2
     assert cli.main(["sign", str(clip), "-o", str(clip)]) == 2
+
+
+def test_verify_table_names_the_model_and_its_weights_hash():
+    from likeness.commands.provenance import _model_text
+
+    assert _model_text({"name": "gen", "hash": "ab" * 32}) == "gen (weights sha256 abababababab...)"
+    assert _model_text({"name": "gen"}) == "gen"
+    assert _model_text({"other": 1}) == '{"other": 1}'

@@ -205,7 +205,7 @@ def _render(verdict) -> None:
         if summary.digital_source_type:
             table.add_row("source type", safe(summary.digital_source_type))
         if summary.model:
-            table.add_row("model", safe(json.dumps(summary.model)))
+            table.add_row("model", safe(_model_text(summary.model)))
         if summary.ingredients:
             table.add_row("ingredients", safe(", ".join(summary.ingredients)))
     wm = verdict.watermark
@@ -231,3 +231,12 @@ def _render(verdict) -> None:
     for reason in verdict.reasons:
         table.add_row("", safe(reason))
     console.print(table)
+
+
+def _model_text(model: object) -> str:
+    """`name (weights sha256 abcdef123456...)` for the manifest's model entry; anything
+    else (another signer's layout) as JSON."""
+    if isinstance(model, dict) and set(model) <= {"name", "hash"} and model.get("name"):
+        name, digest = str(model["name"]), str(model.get("hash") or "")
+        return f"{name} (weights sha256 {digest[:12]}...)" if digest else name
+    return json.dumps(model)
