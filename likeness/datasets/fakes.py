@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import time
 import zlib
@@ -57,6 +56,7 @@ from likeness.detector.data import (
     mesh_from_key_landmarks,
 )
 from likeness.errors import InputError, OutputError
+from likeness.media.atomic import install_dir, make_temp_dir
 
 GENERATOR_FAMILIES = ("generator-self", "generator-cross")
 
@@ -117,9 +117,7 @@ class FakesWriter:
             raise OutputError(f"output folder {parent} does not exist")
         if self.target.exists() and not force:
             raise OutputError(f"{self.target} exists: pass --force to replace it")
-        self.tmp = parent / f".{self.target.name}.{os.getpid()}.tmp"
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.tmp.mkdir()
+        self.tmp = make_temp_dir(self.target)
         self.quality = quality
         self.rows: list[dict] = []
         self.landmark_rows: list[int] = []
@@ -152,13 +150,7 @@ class FakesWriter:
                 landmarks=np.stack(self.landmarks),
             )
         (self.tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
-        old = None
-        if self.target.exists():
-            old = self.target.with_name(f".{self.target.name}.{os.getpid()}.old")
-            self.target.rename(old)
-        self.tmp.rename(self.target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        install_dir(self.tmp, self.target)
         return self.target
 
     def abort(self) -> None:

@@ -18,7 +18,6 @@ import csv
 import json
 import os
 import re
-import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -40,7 +39,7 @@ from likeness.datasets.pack_format import (
 )
 from likeness.errors import InputError, NoFaceError, OutputError
 from likeness.hashing import sha256_file
-from likeness.media.atomic import fsync_path
+from likeness.media.atomic import install_dir, make_temp_dir
 
 if TYPE_CHECKING:
     import numpy as np
@@ -422,8 +421,10 @@ def write_pack(
         stack = FaceStack()
 
     report = PackReport(output)
-    tmp = _make_temp_dir(output)
+    tmp = make_temp_dir(output)
     try:
+        (tmp / CLIPS_DIR).mkdir()
+        (tmp / PHOTOS_DIR).mkdir()
         packer = _Packer(tmp, config, stack, progress or _no_progress)
         for source, info, kind, item_id in zip(sources, infos, kinds, ids, strict=True):
             entry = packer.video(source, item_id, info) if kind == "video" else None
@@ -439,8 +440,7 @@ def write_pack(
         shutil.copyfile(split.path, tmp / SPLIT_NAME)
         manifest = _manifest(config, split, report.items)
         (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        _fsync_tree(tmp)
-        _install(tmp, output)
+        install_dir(tmp, output)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -514,41 +514,3 @@ def _refuse_overlap(output: Path, sources: list[Source]) -> None:
     for source in sources:
         if resolved in source.path.parents:
             raise OutputError(f"{source.name} is inside the pack {output} being replaced")
-
-
-def _make_temp_dir(output: Path) -> Path:
-    for _ in range(8):
-        tmp = output.with_name(f".{output.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            tmp.mkdir()
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise OutputError(f"cannot write to {output.parent}: {exc.strerror or exc}") from None
-        (tmp / CLIPS_DIR).mkdir()
-        (tmp / PHOTOS_DIR).mkdir()
-        return tmp
-    raise OutputError(f"cannot make a temporary folder beside {output}")
-
-
-def _fsync_tree(root: Path) -> None:
-    for path in [*root.rglob("*"), root]:
-        fsync_path(path)
-
-
-def _install(tmp: Path, output: Path) -> None:
-    """Rename the finished folder onto `output`; an old pack is moved aside first and
-    deleted only once the new one is in place."""
-    old = None
-    try:
-        if output.exists():
-            old = output.with_name(f".{output.name}.{secrets.token_hex(4)}.old")
-            os.rename(output, old)
-        os.rename(tmp, output)
-    except OSError as exc:
-        if old is not None and not output.exists():
-            with contextlib.suppress(OSError):
-                os.rename(old, output)
-        raise OutputError(f"cannot write {output}: {exc.strerror or exc}") from None
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

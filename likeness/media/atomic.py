@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -108,3 +109,40 @@ def atomic_output(target: str | os.PathLike[str], *, inputs: Sequence[Path] = ()
             tmp.unlink()
         raise
     fsync_path(target.parent)
+
+
+def make_temp_dir(target: Path) -> Path:
+    """A new hidden folder beside `target` to build a folder output in (see
+    `install_dir`)."""
+    for _ in range(_CREATE_TRIES):
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            tmp.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise OutputError(f"cannot write to {target.parent}: {exc.strerror or exc}") from None
+        return tmp
+    raise OutputError(f"cannot make a temporary folder beside {target}")
+
+
+def install_dir(tmp: Path, target: Path) -> None:
+    """fsync the finished folder `tmp` and rename it onto `target`; an old folder there is
+    moved aside first, put back if the rename fails, and deleted only once the new one
+    is in place."""
+    for path in [*tmp.rglob("*"), tmp]:
+        fsync_path(path)
+    old = None
+    try:
+        if target.exists():
+            old = target.with_name(f".{target.name}.{secrets.token_hex(4)}.old")
+            os.rename(target, old)
+        os.rename(tmp, target)
+    except OSError as exc:
+        if old is not None and not target.exists():
+            with contextlib.suppress(OSError):
+                os.rename(old, target)
+        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+    fsync_path(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
