@@ -3,8 +3,8 @@ loss CSV, training-config overrides (file, --preset, --set), and the loop that t
 one chunk and always leaves a checkpoint behind, whether it ends by step count,
 deadline or signal (so `--minutes` chunks and `kill` both resume exactly).
 
-Imports the standard library (torch inside the checkpoint functions), never PyAV: the
-GPU machine runs training without it.
+Imports the standard library (torch and likeness.media.atomic inside the checkpoint
+functions), never PyAV: the GPU machine runs training without it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,12 @@ class RunState:
 
 
 class Trainable(Protocol):
+    """What `run_chunk` needs of a trainer; `train` has `steps`, `log_every` and
+    `checkpoint_every`."""
+
+    out: Path
     state: RunState
+    train: object
 
     def step(self) -> dict[str, float]: ...
 
@@ -124,28 +129,29 @@ def save_checkpoint(out: Path, checkpoint: dict) -> None:
     """RUN/checkpoint.pt, replaced only when completely written."""
     import torch
 
+    from likeness.media.atomic import atomic_output
+
     Path(out).mkdir(parents=True, exist_ok=True)
-    tmp = Path(out) / (CHECKPOINT + ".tmp")
-    torch.save(checkpoint, tmp)
-    tmp.replace(Path(out) / CHECKPOINT)
+    with atomic_output(Path(out) / CHECKPOINT) as tmp:
+        torch.save(checkpoint, tmp)
 
 
 def run_chunk(
     trainer: Trainable,
-    log: LossLog,
+    csv_fields: Sequence[str],
     *,
-    total_steps: int,
-    log_every: int,
-    checkpoint_every: int,
     minutes: float | None = None,
     steps: int | None = None,
     progress: Callable[[int, int, dict], None] | None = None,
 ) -> RunState:
-    """Train until `total_steps`, `steps` more steps, or `minutes` pass. Logs the mean
-    of each `log_every` steps, checkpoints every `checkpoint_every` and once more at the
-    end unless the last step was one; SIGTERM/SIGINT finish the step, save and return."""
+    """Train until `train.steps`, `steps` more steps, or `minutes` pass. Logs the mean of
+    each `log_every` steps to RUN/loss.csv, checkpoints every `checkpoint_every` and once
+    more at the end unless the last step was one; SIGTERM/SIGINT finish the step, save
+    and return."""
+    tr = trainer.train
+    log = LossLog(trainer.out, csv_fields)
     state = trainer.state
-    stop_at = total_steps if steps is None else min(total_steps, state.step + steps)
+    stop_at = tr.steps if steps is None else min(tr.steps, state.step + steps)
     deadline = time.monotonic() + minutes * 60 if minutes else None
     interrupted = False
 
@@ -167,8 +173,8 @@ def run_chunk(
             count += 1
             if progress is not None:
                 progress(state.step, stop_at, metrics)
-            at_checkpoint = state.step % checkpoint_every == 0
-            if state.step % log_every == 0 or at_checkpoint:
+            at_checkpoint = state.step % tr.checkpoint_every == 0
+            if state.step % tr.log_every == 0 or at_checkpoint:
                 row = {k: v / count for k, v in running.items()}
                 if at_checkpoint:
                     row.update(trainer.checkpoint())

@@ -9,15 +9,15 @@ from pathlib import Path
 import torch
 
 from likeness.errors import ModelError
+from likeness.media.atomic import atomic_output
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
 
 
 def save_model(
@@ -33,9 +33,8 @@ def save_model(
         k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
         for k, v in network.state_dict().items()
     }
-    tmp = folder / (WEIGHTS_NAME + ".tmp")
-    save_file(state, str(tmp), metadata={"config": config_json})
-    tmp.replace(folder / WEIGHTS_NAME)
+    with atomic_output(folder / WEIGHTS_NAME) as tmp:
+        save_file(state, str(tmp), metadata={"config": config_json})
     write_text_atomic(folder / CONFIG_NAME, config_json)
     return folder / WEIGHTS_NAME
 

@@ -37,7 +37,7 @@ from likeness.detector.model import Decision, save_weights, to_tensor
 from likeness.detector.network import FaceClassifier
 from likeness.detector.pooling import PoolingConfig, pool_scores
 from likeness.errors import InputError
-from likeness.training import LossLog, RunState, open_run, run_chunk, save_checkpoint
+from likeness.training import RunState, open_run, run_chunk, save_checkpoint
 
 CSV_FIELDS = (
     "step",
@@ -236,7 +236,6 @@ class Trainer:
     # ------------------------------------------------------------ checkpoints
 
     def save(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
         ckpt = {
             "network": self.network.state_dict(),
             "opt": self.opt.state_dict(),
@@ -263,17 +262,7 @@ class Trainer:
         """Train until `train.steps`, `steps` more steps, or `minutes` pass; validate,
         calibrate and checkpoint every `checkpoint_every` and at the end (also on
         SIGTERM/SIGINT)."""
-        tr = self.train
-        return run_chunk(
-            self,
-            LossLog(self.out, CSV_FIELDS),
-            total_steps=tr.steps,
-            log_every=tr.log_every,
-            checkpoint_every=tr.checkpoint_every,
-            minutes=minutes,
-            steps=steps,
-            progress=progress,
-        )
+        return run_chunk(self, CSV_FIELDS, minutes=minutes, steps=steps, progress=progress)
 
 
 def _plain(value):

@@ -26,7 +26,7 @@ from likeness.generator.data import Batch, PairSampler, grid_image, load_clips, 
 from likeness.generator.model import GeneratorNetworks, save_weights, to_uint8
 from likeness.generator.networks.discriminator import PatchDiscriminator
 from likeness.generator.networks.motion_extractor import pose_bin
-from likeness.training import LossLog, RunState, open_run, run_chunk, save_checkpoint
+from likeness.training import RunState, open_run, run_chunk, save_checkpoint
 
 CSV_FIELDS = (
     "step",
@@ -127,7 +127,6 @@ class Trainer:
         self.state = RunState(**ckpt["state"])
 
     def save(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
         ckpt = {
             "networks": self.nets.state_dict(),
             "opt": self.opt.state_dict(),
@@ -299,17 +298,7 @@ class Trainer:
     ) -> RunState:
         """Train until `train.steps`, `steps` more steps, or `minutes` pass; checkpoint
         at every `checkpoint_every` and at the end (also on SIGTERM/SIGINT)."""
-        tr = self.train
-        return run_chunk(
-            self,
-            LossLog(self.out, CSV_FIELDS),
-            total_steps=tr.steps,
-            log_every=tr.log_every,
-            checkpoint_every=tr.checkpoint_every,
-            minutes=minutes,
-            steps=steps,
-            progress=progress,
-        )
+        return run_chunk(self, CSV_FIELDS, minutes=minutes, steps=steps, progress=progress)
 
 
 def config_overrides(
