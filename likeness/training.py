@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from likeness.errors import InputError
+from likeness.jsonio import read_json_object
 
 LOSS_CSV = "loss.csv"
 CHECKPOINT = "checkpoint.pt"
@@ -81,14 +81,7 @@ def config_overrides(
 ) -> dict:
     """Training config fields from a JSON file, --preset and --set, later ones winning;
     `check_preset` raises on an unknown preset name."""
-    data: dict = {}
-    if path is not None:
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as err:
-            raise InputError(f"cannot read training config {path}: {err}") from err
-        if not isinstance(data, dict):
-            raise InputError(f"training config {path} must hold a JSON object")
+    data = read_json_object(path, "training config") if path is not None else {}
     if preset_name:
         check_preset(preset_name)
         data["preset"] = preset_name

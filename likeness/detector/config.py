@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from likeness.errors import InputError
+from likeness.jsonio import check_fields, read_json_object
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,7 @@ class DetectorConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> DetectorConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise InputError(f"detector config has unknown fields {unknown}")
+        check_fields(cls, data, "detector config")
         data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         config = cls(**data)
         if not 32 <= config.input_size <= 512:
@@ -49,13 +47,7 @@ class DetectorConfig:
 
     @classmethod
     def load(cls, path: Path) -> DetectorConfig:
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as err:
-            raise InputError(f"cannot read detector config {path}: {err}") from err
-        if not isinstance(data, dict):
-            raise InputError(f"detector config {path} must hold a JSON object")
-        return cls.from_dict(data)
+        return cls.from_dict(read_json_object(path, "detector config"))
 
 
 PRESETS: dict[str, DetectorConfig] = {
@@ -137,10 +129,7 @@ class TrainConfig:
         data = dict(data)
         if isinstance(data.get("augment"), dict):
             data["augment"] = AugmentConfig(**data["augment"])
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise InputError(f"detector training config has unknown fields {unknown}")
+        check_fields(cls, data, "detector training config")
         config = cls(**data)
         preset(config.preset)
         if config.calibration not in ("platt", "isotonic"):

@@ -26,6 +26,7 @@ from likeness.detector.config import DetectorConfig
 from likeness.detector.network import FaceClassifier
 from likeness.detector.pooling import PoolingConfig
 from likeness.errors import InputError, ModelError
+from likeness.jsonio import read_json_object
 from likeness.weights_io import CONFIG_NAME, WEIGHTS_NAME, load_model, save_model, write_text_atomic
 
 CALIBRATION_NAME = "calibration.json"
@@ -145,13 +146,7 @@ def save_weights(network: FaceClassifier, folder: Path, decision: Decision | Non
 
 
 def read_decision(path: Path) -> Decision:
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as err:
-        raise ModelError(f"cannot read detector calibration {path}: {err}") from None
-    if not isinstance(data, dict):
-        raise ModelError(f"detector calibration {path} must hold a JSON object")
-    return Decision.from_dict(data)
+    return Decision.from_dict(read_json_object(path, "detector calibration", ModelError))
 
 
 def load_weights(network: torch.nn.Module, path: Path) -> None:

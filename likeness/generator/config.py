@@ -13,6 +13,7 @@ from pathlib import Path
 
 from likeness.errors import InputError
 from likeness.generator.keypoints import N_KEYPOINTS
+from likeness.jsonio import check_fields, read_json_object
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,7 @@ class GeneratorConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> GeneratorConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise InputError(f"generator config has unknown fields {unknown}")
+        check_fields(cls, data, "generator config")
         clean = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         config = cls(**clean)
         if config.num_keypoints != N_KEYPOINTS:
@@ -61,10 +59,7 @@ class GeneratorConfig:
 
     @classmethod
     def load(cls, path: Path) -> GeneratorConfig:
-        try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, ValueError, TypeError) as err:
-            raise InputError(f"cannot read generator config {path}: {err}") from err
+        return cls.from_dict(read_json_object(path, "generator config"))
 
 
 PRESETS: dict[str, GeneratorConfig] = {
@@ -152,8 +147,5 @@ class TrainConfig:
         data = dict(data)
         if "losses" in data and isinstance(data["losses"], dict):
             data["losses"] = LossWeights(**data["losses"])
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise InputError(f"training config has unknown fields {unknown}")
+        check_fields(cls, data, "training config")
         return cls(**data)
