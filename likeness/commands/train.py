@@ -68,19 +68,28 @@ def register(app: typer.Typer) -> None:
             f"to {tr.steps} on {trainer.device} "
             f"({len(trainer.clips)} train clips)"
         )
-        total = tr.steps if steps is None else min(tr.steps, trainer.state.step + steps)
-        with progress_bar("training", total) as advance:
-            start = trainer.state.step
-            advance(start)
-            state = trainer.run(
-                minutes=minutes, steps=steps, progress=lambda step, stop, metrics: advance()
-            )
-        console.print(
-            f"stopped at step {state.step} after {state.seconds / 60:.1f} min of "
-            f"training; weights in {safe(trainer.out / 'weights')}"
-        )
+        _stopped(trainer, _run(trainer, minutes, steps))
 
     _register_detector(train_app)
+
+
+def _run(trainer, minutes: float | None, steps: int | None):
+    """One chunk of `trainer.run` behind a progress bar from the run's current step."""
+    tr = trainer.train
+    total = tr.steps if steps is None else min(tr.steps, trainer.state.step + steps)
+    with progress_bar("training", total) as advance:
+        advance(trainer.state.step)
+        state = trainer.run(
+            minutes=minutes, steps=steps, progress=lambda step, stop, metrics: advance()
+        )
+    return state
+
+
+def _stopped(trainer, state) -> None:
+    console.print(
+        f"stopped at step {state.step} after {state.seconds / 60:.1f} min of "
+        f"training; weights in {safe(trainer.out / 'weights')}"
+    )
 
 
 def _parse_sets(items: list[str]) -> dict:
@@ -150,12 +159,7 @@ def _register_detector(train_app: typer.Typer) -> None:
             f"{sum(len(v) for v in trainer.sampler.families.values())} stored fakes, "
             f"{len(trainer.val)} val crops)"
         )
-        total = tr.steps if steps is None else min(tr.steps, trainer.state.step + steps)
-        with progress_bar("training", total) as advance:
-            advance(trainer.state.step)
-            state = trainer.run(
-                minutes=minutes, steps=steps, progress=lambda step, stop, metrics: advance()
-            )
+        state = _run(trainer, minutes, steps)
         val = trainer.last_validation
         if val:
             text = f"val AUC {val['val_auc']:.3f} (crops)"
@@ -168,7 +172,4 @@ def _register_detector(train_app: typer.Typer) -> None:
             console.print(text)
         if trainer.calibration_note:
             console.print(f"[yellow]{safe(trainer.calibration_note)}[/]")
-        console.print(
-            f"stopped at step {state.step} after {state.seconds / 60:.1f} min of "
-            f"training; weights in {safe(trainer.out / 'weights')}"
-        )
+        _stopped(trainer, state)
