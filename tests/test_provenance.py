@@ -512,44 +512,10 @@ def test_cli_keys_init_with_passphrase_from_environment(home, monkeypatch):
     keys_mod.load_signing()  # the same variable unlocks it
 
 
-# ---------------------------------------------------------------- marking, orchestration only
+# ---------------------------------------------------------------- marking
 
 
-@pytest.fixture
-def stand_in_watermark(monkeypatch: pytest.MonkeyPatch):
-    """An identity 'watermark' with the real API, so that the writer's commit and abort
-    paths are tested whatever state the real watermark package is in."""
-    import dataclasses
-    import secrets
-    import types
-
-    @dataclasses.dataclass(frozen=True)
-    class Payload:
-        content_id: int
-        key_id: int
-
-        @classmethod
-        def random(cls, key_id: int) -> Payload:
-            return cls(secrets.randbits(48), key_id)
-
-    class Embedder:
-        def __init__(self, key: bytes, payload: Payload, config: object) -> None:
-            assert len(key) == 32
-            self.seen = 0
-
-        def embed(self, rgb: np.ndarray) -> np.ndarray:
-            self.seen += 1
-            return rgb
-
-    module = types.ModuleType("likeness.provenance.watermark")
-    module.Payload = Payload
-    module.Embedder = Embedder
-    module.WatermarkConfig = lambda: None
-    monkeypatch.setitem(__import__("sys").modules, "likeness.provenance.watermark", module)
-    return module
-
-
-def test_marked_writer_commits_signed_recorded_output(keys, root_pem, tmp_path, stand_in_watermark):
+def test_marked_writer_commits_signed_recorded_output(keys, root_pem, tmp_path):
     from likeness.provenance.mark import MarkedVideoWriter
     from likeness.provenance.verify import verify_file
 
@@ -561,7 +527,7 @@ def test_marked_writer_commits_signed_recorded_output(keys, root_pem, tmp_path, 
         for i in range(10):
             writer.write(texture(i))
     result = writer.result
-    assert writer._embedder.seen == 10
+    assert writer.frames == 10
     assert result.payload.key_id == keys_mod.watermark_key().key_id
     summary = mf.summarize(result.manifest)
     assert summary.soft_binding_hex == result.payload_hex
@@ -572,7 +538,7 @@ def test_marked_writer_commits_signed_recorded_output(keys, root_pem, tmp_path, 
     assert leftovers(tmp_path, {"photo.png", "generated.mp4", "root.pem", "home"}) == set()
 
 
-def test_marked_writer_leaves_nothing_on_error_or_no_frames(keys, tmp_path, stand_in_watermark):
+def test_marked_writer_leaves_nothing_on_error_or_no_frames(keys, tmp_path):
     from likeness.errors import MediaError
     from likeness.provenance.mark import MarkedVideoWriter
 
@@ -591,23 +557,7 @@ def test_marked_writer_leaves_nothing_on_error_or_no_frames(keys, tmp_path, stan
     assert Store().count() == 0
 
 
-# ---------------------------------------------------------------- marking (needs the watermark)
-
-
-def need_watermark() -> None:
-    """Skip until the watermark package exposes its API (it is built alongside)."""
-    module = pytest.importorskip("likeness.provenance.watermark")
-    missing = [
-        name
-        for name in ("Payload", "Embedder", "WatermarkConfig", "embed_file", "detect_file")
-        if not hasattr(module, name)
-    ]
-    if missing:
-        pytest.skip(f"likeness.provenance.watermark lacks {', '.join(missing)} so far")
-
-
 def test_marked_writer_round_trip_survives_reencode(keys, root_pem, tmp_path):
-    need_watermark()
     from likeness.provenance.mark import MarkedVideoWriter
     from likeness.provenance.verify import verify_file
 
@@ -644,7 +594,6 @@ def test_marked_writer_round_trip_survives_reencode(keys, root_pem, tmp_path):
 
 
 def test_marked_writer_leaves_nothing_on_error(keys, tmp_path):
-    need_watermark()
     from likeness.provenance.mark import MarkedVideoWriter
 
     target = tmp_path / "generated.mp4"
@@ -660,7 +609,6 @@ def test_marked_writer_leaves_nothing_on_error(keys, tmp_path):
 
 
 def test_mark_and_sign_video_and_image(keys, root_pem, clip, tmp_path):
-    need_watermark()
     from likeness.provenance.mark import mark_and_sign, mark_image
     from likeness.provenance.verify import verify_file
 

@@ -9,7 +9,9 @@ and only then renames the file into place. None of them has a switch that skips 
 
 Order of work, and why:
 1. keys load first, before any frame is accepted or any byte written (fail fast);
-2. pixels go to an unsigned temp file in a private temp folder beside the target;
+2. pixels go to an unsigned temp file in a private temp folder beside the target, and
+   the watermark is read back from that encoded file (an output whose mark did not
+   survive encoding is refused, not signed with a soft binding it does not carry);
 3. signing writes a second temp file (via `atomic_output`), which is read back and
    checked, hashed and recorded; the rename into place is the last step, so a failure
    anywhere leaves no file at the target and no temp files.
@@ -371,6 +373,21 @@ def mark_image(
         )  # fmt: skip
 
 
+def _check_mark_readable(unsigned: Path, dst: Path, marking: _Marking) -> None:
+    """Read the watermark back from the encoded pixels before signing: a manifest whose
+    soft binding names a payload the pixels do not carry would be a false promise, and
+    an output that loses its manifest would then trace back to nothing."""
+    from likeness.provenance.watermark import detect_file
+
+    found = detect_file(unsigned, key=marking.secret)
+    if not (found.found and found.payload == marking.payload):
+        raise ProvenanceError(
+            f"the watermark cannot be read back from {dst.name} after encoding "
+            f"(sync z {found.sync_z:.1f}); nothing was written. The picture may be too "
+            "small, too short or too flat to carry it: try a larger or longer output"
+        )
+
+
 def _finish(
     unsigned: Path,
     dst: Path,
@@ -383,6 +400,7 @@ def _finish(
     model_name: str | None,
     model_hash: str | None,
 ) -> SignResult:
+    _check_mark_readable(unsigned, dst, marking)
     return _sign_into(
         unsigned,
         dst,

@@ -14,6 +14,10 @@ class WatermarkConfig:
     """
 
     psnr_db: float = 42.0
+    # Smaller pictures are enlarged to this short side before marking. Measured on
+    # 12-frame clips at CRF 18 (15 keys each): short side 128 px, 15/15 marks unreadable;
+    # 160 px, 6/15; 192 px, 0/15 (the 112 px tile must repeat for sync to lock).
+    min_side: int = 192
     # Tile: a pattern periodic with `period` pixels, described on a grid of `grid` samples
     # per period. The period follows the frame size (short side / tiles_per_short_side,
     # at least min_period) so the pattern looks the same at any resolution.

@@ -13,7 +13,7 @@ import numpy as np
 
 from likeness.provenance.watermark.config import WatermarkConfig
 from likeness.provenance.watermark.embed import luma
-from likeness.provenance.watermark.pattern import PatternBank, pattern_bank
+from likeness.provenance.watermark.pattern import PatternBank, pattern_bank, period_for
 from likeness.provenance.watermark.payload import (
     Payload,
     check_message,
@@ -118,8 +118,13 @@ def period_candidates(res: np.ndarray, config: WatermarkConfig) -> list[tuple[fl
 
     A periodic tile puts lines on a lattice in the spectrum; whitening (power divided by
     its local average) keeps those lines and flattens the picture's smooth spectrum, so
-    the autocorrelation shows sharp peaks at the period along both axes."""
+    the autocorrelation shows sharp peaks at the period along both axes.
+
+    The embedder's own period for a frame of this size comes first: an unscaled video
+    has exactly that period, and in a small frame (2-3 tiles) the picture's
+    autocorrelation can outrank it after compression."""
     h, w = res.shape
+    nominal = float(period_for(h, w, config))
     padded = np.zeros((2 * h, 2 * w), np.float32)
     padded[:h, :w] = res - res.mean()
     power = np.abs(np.fft.rfft2(padded)) ** 2
@@ -129,14 +134,14 @@ def period_candidates(res: np.ndarray, config: WatermarkConfig) -> list[tuple[fl
     hi_x = int(w * config.max_period_fraction)
     hi_y = int(h * config.max_period_fraction)
     if hi_x <= lo + 4 or hi_y <= lo + 4:
-        return []
+        return [(nominal, nominal)]
     row = auto[0, lo:hi_x]
     col = auto[lo:hi_y, 0]
     k = config.period_candidates
     px, py = _peaks(row, lo, k), _peaks(col, lo, k)
     common = min(len(row), len(col))
     both = _peaks(row[:common] + col[:common], lo, k)
-    cands = [(p, p) for p in both]
+    cands = [(nominal, nominal), *((p, p) for p in both)]
     if px and py:
         cands.append((py[0], px[0]))
     unique: list[tuple[float, float]] = []

@@ -26,6 +26,18 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
+def markable(rgb: np.ndarray, config: WatermarkConfig) -> np.ndarray:
+    """`rgb`, enlarged (bicubic, aspect kept, even sides) when its short side is below
+    `config.min_side`: a mark in a smaller picture cannot be read back, and an output
+    that looks marked but is not would break the promise that every output is."""
+    h, w = rgb.shape[:2]
+    if min(h, w) >= config.min_side:
+        return rgb
+    scale = config.min_side / min(h, w)
+    size = (2 * math.ceil(w * scale / 2), 2 * math.ceil(h * scale / 2))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC)
+
+
 class Embedder:
     """Adds the keyed tile (sync + payload) to luma, shaped by local activity.
 
@@ -68,8 +80,10 @@ class Embedder:
         return (1 - strength) + strength * np.clip(act, 0.2, 4.0)
 
     def embed(self, rgb: np.ndarray) -> np.ndarray:
+        """The marked frame; a frame below `config.min_side` comes back enlarged to it."""
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError("embed expects an H x W x 3 uint8 RGB frame")
+        rgb = markable(rgb, self.config)
         h, w = rgb.shape[:2]
         pattern = self.pattern(h, w)
         signal = self._mask(luma(rgb)) * pattern if self.config.mask_strength > 0 else pattern
