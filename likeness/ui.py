@@ -24,10 +24,15 @@ console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def printable(text: object) -> str:
+    """Control characters (escape sequences, newlines, tabs) in file-controlled text
+    become "?": they could move a terminal's cursor or forge lines in any output."""
+    return "".join(ch if ch.isprintable() else "?" for ch in str(text))
+
+
 def safe(text: object) -> str:
     """Text from files (names, manifest fields) made inert for rich markup and terminals."""
-    cleaned = "".join(ch if ch.isprintable() else "?" for ch in str(text))
-    return escape(cleaned)
+    return escape(printable(text))
 
 
 def interactive() -> bool:

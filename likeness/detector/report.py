@@ -50,7 +50,11 @@ svg text{font:11px system-ui,sans-serif;fill:#555}
 
 
 def esc(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    """HTML-escaped, and without control characters (a raw escape sequence from a file
+    name would still reach a terminal that shows the page's source)."""
+    from likeness.ui import printable
+
+    return html.escape("" if value is None else printable(value), quote=True)
 
 
 def _fmt(value: object, digits: int = 3) -> str:

@@ -16,12 +16,30 @@ from pathlib import Path
 from likeness.errors import OutputError
 
 _CREATE_TRIES = 8
+# Longest file name most filesystems take, in bytes; a temp name adds a prefix and a tag
+# to the target's, so a target near this length must have its name cut in the temp.
+NAME_MAX = 255
+
+
+def hidden_name(name: str, tag: str) -> str:
+    """`.NAME` + `tag`, with NAME cut (on a character boundary) so the whole fits
+    NAME_MAX bytes: a legal 250-byte target name must not make an illegal temp name."""
+    room = NAME_MAX - len(f".{tag}".encode())
+    cut = name.encode()[:room].decode(errors="ignore")
+    return f".{cut}{tag}"
 
 
 def check_output_path(target: str | os.PathLike[str], inputs: Sequence[Path] = ()) -> Path:
     """Refuse, before any work is done, an output that could not be written."""
     target = Path(target)
     parent = target.parent
+    if target.is_symlink():
+        # Writing through a link lets whoever planted it (in a shared folder, say) pick
+        # the file we overwrite; replacing it would silently break the user's link.
+        raise OutputError(
+            f"output {target} is a symbolic link; likeness does not write through or "
+            "replace links: remove it or choose another name"
+        )
     if not parent.exists():
         raise OutputError(f"output folder {parent} does not exist")
     if not parent.is_dir():
@@ -46,7 +64,9 @@ def _same_file(a: Path, b: Path) -> bool:
 def temp_path_for(target: Path) -> Path:
     """A hidden name beside `target` whose last suffix is the target's, so that
     encoders that pick the format by extension still pick the right one."""
-    return target.with_name(f".{target.stem}.{secrets.token_hex(4)}.tmp{target.suffix}")
+    return target.with_name(
+        hidden_name(target.stem, f".{secrets.token_hex(4)}.tmp{target.suffix}")
+    )
 
 
 def _create_temp(target: Path) -> Path:
@@ -115,7 +135,7 @@ def make_temp_dir(target: Path) -> Path:
     """A new hidden folder beside `target` to build a folder output in (see
     `install_dir`)."""
     for _ in range(_CREATE_TRIES):
-        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+        tmp = target.with_name(hidden_name(target.name, f".{secrets.token_hex(4)}.tmp"))
         try:
             tmp.mkdir()
         except FileExistsError:
@@ -135,7 +155,7 @@ def install_dir(tmp: Path, target: Path) -> None:
     old = None
     try:
         if target.exists():
-            old = target.with_name(f".{target.name}.{secrets.token_hex(4)}.old")
+            old = target.with_name(hidden_name(target.name, f".{secrets.token_hex(4)}.old"))
             os.rename(target, old)
         os.rename(tmp, target)
     except OSError as exc:

@@ -282,7 +282,11 @@ def _prepare() -> _Marking:
 def _private_tempdir(beside: Path):
     """A hidden temp folder in the target's folder (same disk, so the rename is cheap);
     removed whatever happens."""
-    path = Path(tempfile.mkdtemp(prefix=f".{beside.name}.", suffix=".likeness", dir=beside.parent))
+    from likeness.media.atomic import hidden_name
+
+    tail = "XXXXXXXX.likeness"  # mkdtemp puts 8 random characters before the suffix
+    prefix = hidden_name(beside.name, f".{tail}")[: -len(tail)]
+    path = Path(tempfile.mkdtemp(prefix=prefix, suffix=".likeness", dir=beside.parent))
     try:
         yield path
     finally:

@@ -16,7 +16,8 @@ anchor you chose" and the same file reads `valid-untrusted` without one.
 
 `verified` is true when the manifest is trusted, or when the watermark was found AND
 the store holds the record it points to (a file whose manifest was stripped by
-re-encoding still traces back to the manifest it was signed with).
+re-encoding still traces back to the manifest it was signed with), but never when a
+manifest is there and fails (the content changed after signing).
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ class Verdict:
     def verified(self) -> bool:
         if self.manifest == TRUSTED:
             return True
+        # A tampered manifest means the content changed after signing: a watermark that
+        # survived the edit must not vouch for the edited file.
+        if self.manifest == TAMPERED:
+            return False
         return self.watermark_found and self.store_match == "payload"
 
     def to_dict(self) -> dict:
