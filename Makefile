@@ -52,3 +52,14 @@ bench: models
 
 clean:
 	rm -rf $(VENV) $(OUT) bench-results .pytest_cache .ruff_cache
+
+# Long fuzz run of the decoders and readers (tests/reliability/fuzzing.py; CI runs a
+# small fixed-seed version in tests/reliability/test_fuzz.py). Seed 1, 6000 cases per
+# target (manifest 2000, pack 2400), two child processes: about 5 minutes on 2 cores.
+# Inputs of failing cases are kept in fuzz-failures/; rerun one with --only INDEX.
+FUZZ_SEED ?= 1
+FUZZ_COUNT ?= 6000
+.PHONY: fuzz
+fuzz: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m tests.reliability.fuzzing --target all --seed $(FUZZ_SEED) \
+	  --count $(FUZZ_COUNT) --jobs 2 --keep fuzz-failures

@@ -22,7 +22,7 @@ from likeness.commands import (
     train,
     watermark,
 )
-from likeness.errors import LikenessError
+from likeness.errors import LikenessError, out_of_space
 from likeness.ui import err_console, safe
 
 app = typer.Typer(
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     except LikenessError as err:
         if os.environ.get("LIKENESS_DEBUG"):
             raise
+        err = out_of_space(err) or err  # a full disk, whatever the writer called it
         err_console.print(f"[bold red]error:[/] {safe(err)}", soft_wrap=True)
         return err.exit_code
     except KeyboardInterrupt:
@@ -79,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         if os.environ.get("LIKENESS_DEBUG"):
             raise
+        full = out_of_space(err)
+        if full is not None:  # not our fault: the disk (or quota, or size limit) is full
+            err_console.print(f"[bold red]error:[/] {safe(full)}", soft_wrap=True)
+            return full.exit_code
         err_console.print(
             f"[bold red]internal error:[/] {safe(type(err).__name__)}: {safe(err)} "
             "(run with --debug for the traceback)",

@@ -5,6 +5,8 @@ Exit 2 means the user can fix it (bad input, missing setup); exit 1 means our fa
 
 from __future__ import annotations
 
+import errno
+
 
 class LikenessError(Exception):
     """Base error: `str(err)` is the one-line message shown to the user."""
@@ -59,3 +61,33 @@ class ProvenanceError(InputError):
     """Keys, signing, manifests or watermarks."""
 
     kind = "provenance"
+
+
+# A write refused for lack of room: disk full, over quota, over RLIMIT_FSIZE.
+_NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+_SQLITE_FULL = 13  # sqlite3.SQLITE_FULL, "database or disk is full"
+
+
+def out_of_space(err: BaseException) -> OutputError | None:
+    """The one-line OutputError for `err` when it, or an error it was raised from or
+    while handling, is a write refused for lack of room; None otherwise.
+
+    Libraries report a full disk in many shapes (OSError, PyAV's OSError, sqlite's
+    OperationalError, torch's RuntimeError over the OSError, our own errors over any of
+    those), so the CLI asks here once instead of every writer guessing."""
+    seen: set[int] = set()
+    cur: BaseException | None = err
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in _NO_SPACE_ERRNOS:
+            reason = cur.strerror or errno.errorcode.get(cur.errno or 0, "no space")
+        elif getattr(cur, "sqlite_errorcode", None) == _SQLITE_FULL:
+            reason = "database or disk is full"
+        else:
+            cur = cur.__cause__ or cur.__context__
+            continue
+        return OutputError(
+            f"out of disk space ({reason}): free some space (or raise the quota or file "
+            "size limit) and run again"
+        )
+    return None

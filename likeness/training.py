@@ -65,6 +65,28 @@ class LossLog:
             )
 
 
+def trim_losses(run: Path, step: int) -> None:
+    """Cut RUN/loss.csv back to its whole rows of steps up to `step`, the checkpoint a
+    resumed run starts from: rows are logged between checkpoints, so after a kill those
+    steps are trained (and logged) again, and a kill mid-write leaves half a row."""
+    from likeness.media.atomic import atomic_output
+
+    path = Path(run) / LOSS_CSV
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    keep = lines[:1]
+    width = len(next(csv.reader(keep), []))
+    for line in lines[1:]:
+        row = next(csv.reader([line]), [])
+        whole = line.endswith(("\n", "\r")) and len(row) == width
+        if whole and row[0].isdigit() and int(row[0]) <= step:
+            keep.append(line)
+    if keep != lines:
+        with atomic_output(path) as tmp:
+            Path(tmp).write_text("".join(keep))
+
+
 def read_losses(run: Path) -> list[dict]:
     with (Path(run) / LOSS_CSV).open() as fh:
         return [
@@ -110,6 +132,7 @@ def open_run(
             raise InputError(f"--resume: no {CHECKPOINT} in {out}")
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         config = train_cls.from_dict({**ckpt["train"], **(overrides or {})})
+        trim_losses(out, int(ckpt["state"]["step"]))
         return ckpt, config, config_cls.from_dict(ckpt["config"])
     if path.exists():
         raise InputError(f"{out} already holds a run: pass --resume or another --out")
@@ -125,8 +148,10 @@ def save_checkpoint(out: Path, checkpoint: dict) -> None:
     from likeness.media.atomic import atomic_output
 
     Path(out).mkdir(parents=True, exist_ok=True)
-    with atomic_output(Path(out) / CHECKPOINT) as tmp:
-        torch.save(checkpoint, tmp)
+    # Through a Python file: torch's own path writer turns a full disk into an opaque
+    # RuntimeError, while a file object's OSError stays in the chain for the CLI.
+    with atomic_output(Path(out) / CHECKPOINT) as tmp, open(tmp, "wb") as fh:
+        torch.save(checkpoint, fh)
 
 
 def run_chunk(
@@ -166,15 +191,22 @@ def run_chunk(
             count += 1
             if progress is not None:
                 progress(state.step, stop_at, metrics)
-            at_checkpoint = state.step % tr.checkpoint_every == 0
+            # The chunk's last step checkpoints here, in its one loss.csv row: logged
+            # first and checkpointed after the loop, it would get a second row.
+            last = (
+                state.step >= stop_at
+                or interrupted
+                or (deadline is not None and time.monotonic() > deadline)
+            )
+            at_checkpoint = state.step % tr.checkpoint_every == 0 or last
             if state.step % tr.log_every == 0 or at_checkpoint:
                 row = {k: v / count for k, v in running.items()}
                 if at_checkpoint:
-                    row.update(trainer.checkpoint())
+                    row.update(trainer.checkpoint(final=last))
                     saved_at = state.step
                 log.append({"step": state.step, "time_s": state.seconds, **row})
                 running, count = {}, 0
-            if deadline is not None and time.monotonic() > deadline:
+            if last:
                 break
     finally:
         for s, h in old.items():

@@ -94,6 +94,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _summary(run) -> None:
+    for note in run.notes:
+        console.print(f"[yellow]{safe(note)}[/]")
     table = Table(title="likeness scan", title_justify="left")
     table.add_column("file", overflow="fold")
     table.add_column("kind")

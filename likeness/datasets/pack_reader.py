@@ -14,6 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tokenize
+import zipfile
+import zlib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -161,12 +164,22 @@ class Pack:
         """All frames of an item as (N, s, s, 3) uint8 RGB, s = size or crop_size."""
         path = self.root / item.file
         if item.kind == "photo":
-            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            try:
+                bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            except cv2.error:  # OpenCV refuses some damaged headers (e.g. huge sizes) by raising
+                bgr = None
             if bgr is None:
                 raise InputError(f"pack {self.root.name}: cannot decode {item.file}")
             images = [bgr]
         else:
             images = _decode_video(path, self.root.name, item.file)
+        side = self.crop_size
+        if any(image.shape[:2] != (side, side) for image in images):
+            # Checked before allocating the output: a damaged manifest may claim any size.
+            raise InputError(
+                f"pack {self.root.name}: {item.file} does not match the crop size "
+                f"{side}x{side} in {MANIFEST_NAME}"
+            )
         if len(images) != item.frames:
             raise InputError(
                 f"pack {self.root.name}: {item.file} has {len(images)} frames, "
@@ -186,8 +199,28 @@ class Pack:
                     raise InputError(
                         f"pack {self.root.name}: {item.arrays} lacks {', '.join(missing)}"
                     )
+                expected = self._expected_shapes(item)
+                for name in ARRAY_NAMES:
+                    # numpy allocates what a header claims before reading: check it first.
+                    shape = _declared_shape(data, name)
+                    if shape != expected[name]:
+                        raise InputError(
+                            f"pack {self.root.name}: {item.arrays} {name} has shape {shape}, "
+                            f"expected {expected[name]}"
+                        )
                 raw = {name: data[name] for name in ARRAY_NAMES}
-        except (OSError, ValueError) as exc:
+        # A damaged .npz fails in zipfile (BadZipFile, bad CRC; NotImplementedError for
+        # flags or versions it does not support) or zlib, not only in numpy; numpy
+        # tokenizes a damaged .npy header (TokenError).
+        except (
+            OSError,
+            ValueError,
+            EOFError,
+            NotImplementedError,
+            zipfile.BadZipFile,
+            zlib.error,
+            tokenize.TokenError,
+        ) as exc:
             raise InputError(f"pack {self.root.name}: cannot read {item.arrays}: {exc}") from None
         arrays = PackArrays(
             landmarks=np.ascontiguousarray(raw["landmarks"], dtype=np.float32),
@@ -199,21 +232,34 @@ class Pack:
         self._check_shapes(item, arrays)
         return arrays
 
-    def _check_shapes(self, item: PackItem, arrays: PackArrays) -> None:
+    def _expected_shapes(self, item: PackItem) -> dict[str, tuple[int, ...]]:
         n, count = item.frames, len(self.landmark_indices)
-        expected = {
+        return {
             "landmarks": (n, count, 3),
             "irises": (n, 2, 3),
             "pose": (n, 3),
             "frame_index": (n,),
             "params": (n, 4),
         }
-        for name, shape in expected.items():
+
+    def _check_shapes(self, item: PackItem, arrays: PackArrays) -> None:
+        for name, shape in self._expected_shapes(item).items():
             got = getattr(arrays, name).shape
             if got != shape:
                 raise InputError(
                     f"pack {self.root.name}: {item.arrays} {name} has shape {got}, expected {shape}"
                 )
+
+
+def _declared_shape(data, name: str) -> tuple[int, ...]:
+    """The shape in an .npz member's .npy header, read without loading the array."""
+    with data.zip.open(f"{name}.npy") as handle:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, _, _ = np.lib.format.read_array_header_1_0(handle)
+        else:
+            shape, _, _ = np.lib.format.read_array_header_2_0(handle)
+    return tuple(shape)
 
 
 def _resized(bgr: np.ndarray, size: int | None) -> np.ndarray:

@@ -41,7 +41,8 @@ class DetectorConfig:
         check_fields(cls, data, "detector config")
         data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         config = cls(**data)
-        if not 32 <= config.input_size <= 512:
+        # A hand-edited file may hold any JSON type here; only an int is a size.
+        if type(config.input_size) is not int or not 32 <= config.input_size <= 512:
             raise InputError(f"detector input_size must be 32-512, got {config.input_size}")
         return config
 

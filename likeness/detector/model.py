@@ -65,7 +65,8 @@ class Decision:
                 pooling=PoolingConfig.from_dict(data.get("pooling") or {}),
                 validation=dict(data.get("validation") or {}),
             )
-        except (KeyError, TypeError, ValueError) as err:
+        # AttributeError: a section that should be an object is another JSON type.
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise ModelError(f"detector calibration is damaged ({err})") from None
 
 

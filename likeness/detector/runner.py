@@ -42,6 +42,7 @@ class ScanRun:
     jsonl: Path | None = None
     html: Path | None = None
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # said to the user before the summary
 
     @property
     def exit_code(self) -> int:
@@ -85,8 +86,10 @@ def collect_files(paths: list[Path], recursive: bool = False) -> tuple[list[Path
     return files, errors
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """Lines of an earlier scan; an unreadable or foreign file is bad input."""
+def read_jsonl(path: Path, notes: list[str] | None = None) -> list[dict]:
+    """Lines of an earlier scan; an unreadable or foreign file is bad input. A last line
+    cut off mid-write (no newline, not JSON: a writer killed or out of space) is dropped,
+    with a note in `notes`, so `--resume` scans that file again instead of refusing."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as err:
@@ -94,15 +97,23 @@ def read_jsonl(path: Path) -> list[dict]:
     except UnicodeDecodeError:
         raise InputError(f"{path} is not a likeness scan JSONL (not UTF-8 text)") from None
     out = []
-    for n, line in enumerate(text.splitlines(), 1):
+    lines = text.splitlines()
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except ValueError:
             record = None
+            if n == len(lines) and not text.endswith(("\n", "\r")):
+                if notes is not None:
+                    notes.append(f"{path}: ignored its last line, cut off mid-write")
+                break
         if not isinstance(record, dict) or record.get("schema") != SCHEMA:
             raise InputError(f"{path} is not a likeness scan JSONL (line {n})")
+        # --resume hashes and compares these: anything but text or null is damage.
+        if not all(isinstance(record.get(k), str | None) for k in ("path", "sha256", "status")):
+            raise InputError(f"{path} is a damaged likeness scan JSONL (line {n})")
         out.append(record)
     return out
 
@@ -217,7 +228,8 @@ def run_scan(
         if missing:
             raise InputError(missing[0]["error"]["message"])
         raise InputError("nothing to scan: no video or image files at the paths given")
-    previous = read_jsonl(jsonl) if resume and jsonl is not None and jsonl.exists() else []
+    notes: list[str] = []
+    previous = read_jsonl(jsonl, notes) if resume and jsonl is not None and jsonl.exists() else []
     done = {r["sha256"]: r for r in previous if r.get("status") == "ok" and r.get("sha256")}
 
     order = {str(p): i for i, p in enumerate(files)}
@@ -235,11 +247,12 @@ def run_scan(
                 resumed += 1
                 continue
         todo.append(path)
-    # Earlier lines stay, except errors for files scanned again now.
-    retried = {str(p) for p in todo}
+    # Earlier lines stay, except errors for files scanned again now, and for paths
+    # still missing (whose new error line replaces the old one, not joins it).
+    retried = {str(p) for p in todo} | {r["path"] for r in missing}
     kept = [r for r in previous if not (r.get("status") != "ok" and r.get("path") in retried)]
 
-    run = ScanRun(records=[], resumed=resumed, jsonl=jsonl, html=html)
+    run = ScanRun(records=[], resumed=resumed, jsonl=jsonl, html=html, notes=notes)
     new: list[dict] = list(missing)
     last_write = time.monotonic()
     bar = progress("scanning", len(todo)) if progress else _NoProgress()

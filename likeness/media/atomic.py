@@ -64,9 +64,7 @@ def _same_file(a: Path, b: Path) -> bool:
 def temp_path_for(target: Path) -> Path:
     """A hidden name beside `target` whose last suffix is the target's, so that
     encoders that pick the format by extension still pick the right one."""
-    return target.with_name(
-        hidden_name(target.stem, f".{secrets.token_hex(4)}.tmp{target.suffix}")
-    )
+    return target.with_name(hidden_name(target.stem, f".{secrets.token_hex(4)}.tmp{target.suffix}"))
 
 
 def _create_temp(target: Path) -> Path:

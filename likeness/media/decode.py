@@ -176,6 +176,8 @@ def _to_rgb(path: Path, frame: av.VideoFrame, stream) -> np.ndarray:
     try:
         if (
             frame.format.name == "yuv420p"
+            and frame.width % 2 == 0  # PyAV exports yuv420p planes only for even sizes
+            and frame.height % 2 == 0
             and frame.colorspace in _FAST_COLORSPACES
             and frame.color_range != _JPEG_RANGE
         ):

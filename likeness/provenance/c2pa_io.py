@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from likeness.errors import MediaError, ProvenanceError
+from likeness.errors import MediaError, ProvenanceError, out_of_space
 from likeness.provenance.keys import SigningKeys
 
 MP4 = "video/mp4"
@@ -123,6 +123,41 @@ def _failure_codes(err: Exception) -> str:
     return ", ".join(codes[:4])
 
 
+class _WriteWatch:
+    """A writable file as c2pa sees it, keeping the OSError of a failed write or flush:
+    c2pa's stream callbacks swallow it and report an opaque error instead ("Other:
+    UntrackedPointer"), which would otherwise be blamed on the input file."""
+
+    def __init__(self, fh) -> None:
+        self._fh = fh
+        self.error: OSError | None = None
+
+    def _watch(self, op, *args):
+        try:
+            return op(*args)
+        except OSError as err:
+            self.error = self.error or err
+            raise
+
+    def write(self, data) -> int:
+        return self._watch(self._fh.write, data)
+
+    def flush(self) -> None:
+        self._watch(self._fh.flush)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._fh.read(size)
+
+    def readinto(self, buf) -> int | None:
+        return self._fh.readinto(buf)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+
 def sign_stream(
     src: Path,
     dst: Path,
@@ -159,8 +194,14 @@ def sign_stream(
                     raise ProvenanceError(
                         f"cannot add ingredient {ingredient.path.name}: {_message(err)}"
                     ) from None
-            with open(src, "rb") as source, open(dst, "w+b") as dest:
-                builder.sign(signer, mime, source, dest)
+            with open(src, "rb") as source, open(dst, "w+b") as raw:
+                dest = _WriteWatch(raw)
+                try:
+                    builder.sign(signer, mime, source, dest)
+                except c2pa.C2paError:
+                    if dest.error is not None:  # the real cause (a full disk, say)
+                        raise dest.error from None
+                    raise
     except c2pa.C2paError.Verify as err:
         codes = _failure_codes(err)
         raise ProvenanceError(
@@ -178,7 +219,9 @@ def sign_stream(
             ) from None
         raise ProvenanceError(f"signing {src.name} failed: {_message(err)}") from None
     except OSError as err:
-        raise MediaError(f"cannot read or write while signing {src.name}: {err.strerror}") from err
+        raise out_of_space(err) or MediaError(
+            f"cannot read or write while signing {src.name}: {err.strerror}"
+        ) from err
     finally:
         context.close()
         signer.close()

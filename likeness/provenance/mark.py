@@ -20,9 +20,11 @@ Order of work, and why:
 from __future__ import annotations
 
 import contextlib
+import json
 import mimetypes
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -278,16 +280,66 @@ def _prepare() -> _Marking:
     return _Marking(keys=keys, secret=wm_key.secret, payload=Payload.random(wm_key.key_id))
 
 
+_WORK_SUFFIX = ".likeness"
+_OWNER = "owner.json"
+
+
+def _process_start(pid: int) -> str | None:
+    """When `pid` started (clock ticks since boot, /proc/PID/stat field 22), so that a
+    reused pid is not mistaken for the owner; None where there is no /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()  # the name in (...) may hold spaces
+    return fields[19] if len(fields) > 19 else None
+
+
+def _owner() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_start(os.getpid())}
+
+
+def _owner_gone(folder: Path) -> bool:
+    """True only when `folder`'s owner file names a process of this host that has ended
+    (or whose pid now belongs to a later process); unknown owners are left alone."""
+    try:
+        owner = json.loads((folder / _OWNER).read_text())
+        host, pid, start = owner["host"], int(owner["pid"]), owner.get("start")
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if host != socket.gethostname() or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, someone else's
+        return False
+    return start is not None and _process_start(pid) not in (None, start)
+
+
+def _remove_stale_work_folders(folder: Path) -> None:
+    """Remove work folders that runs killed outright (SIGKILL, power loss) left behind:
+    nothing else ever would. Best effort: it must never fail the output being made."""
+    with contextlib.suppress(OSError):
+        for path in folder.glob(f".*{_WORK_SUFFIX}"):
+            if path.is_dir() and not path.is_symlink() and _owner_gone(path):
+                shutil.rmtree(path, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def _private_tempdir(beside: Path):
     """A hidden temp folder in the target's folder (same disk, so the rename is cheap);
-    removed whatever happens."""
+    removed whatever happens short of SIGKILL. For that case it names its owner, and
+    opening one removes those whose owner is gone."""
     from likeness.media.atomic import hidden_name
 
+    _remove_stale_work_folders(beside.parent)
     tail = "XXXXXXXX.likeness"  # mkdtemp puts 8 random characters before the suffix
     prefix = hidden_name(beside.name, f".{tail}")[: -len(tail)]
-    path = Path(tempfile.mkdtemp(prefix=prefix, suffix=".likeness", dir=beside.parent))
+    path = Path(tempfile.mkdtemp(prefix=prefix, suffix=_WORK_SUFFIX, dir=beside.parent))
     try:
+        (path / _OWNER).write_text(json.dumps(_owner()))
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
