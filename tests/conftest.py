@@ -58,3 +58,17 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     if MODELS_ROOT.is_dir():
         (path / "models").symlink_to(MODELS_ROOT, target_is_directory=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """A randomly initialised tiny generator (64 px): plumbing, not looks."""
+    import torch
+
+    from likeness.generator.config import preset
+    from likeness.generator.model import GeneratorNetworks, save_weights
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-generator")
+    save_weights(GeneratorNetworks(preset("tiny")), folder)
+    return folder

@@ -45,19 +45,6 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="session")
-def tiny_weights(tmp_path_factory) -> Path:
-    import torch
-
-    from likeness.generator.config import preset
-    from likeness.generator.model import GeneratorNetworks, save_weights
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-generator")
-    save_weights(GeneratorNetworks(preset("tiny")), folder)
-    return folder
-
-
-@pytest.fixture(scope="session")
 def inputs(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("animate-inputs")
 

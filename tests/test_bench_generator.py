@@ -184,19 +184,6 @@ def test_beats_baselines_and_cross_pairs():
 
 
 @pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory) -> Path:
-    import torch
-
-    from likeness.generator.config import preset
-    from likeness.generator.model import GeneratorNetworks, save_weights
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-generator")
-    save_weights(GeneratorNetworks(preset("tiny")), folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def held_out(tmp_path_factory, astronaut: np.ndarray) -> bench.Sources:
     """Two clips of two 'people' (the astronaut and her mirror image) and a photo."""
     folder = tmp_path_factory.mktemp("bench-inputs")

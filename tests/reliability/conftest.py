@@ -73,17 +73,18 @@ def make_home(path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def tiny_weights(tmp_path_factory) -> Path:
-    """A randomly initialised tiny generator (64 px): plumbing, not looks."""
+def tiny_detector(folder: Path) -> Path:
+    """An untrained tiny detector that never says manipulated (plumbing, not verdicts)."""
     import torch
 
-    from likeness.generator.config import preset
-    from likeness.generator.model import GeneratorNetworks, save_weights
+    from likeness.detector.calibrate import Calibration
+    from likeness.detector.config import preset
+    from likeness.detector.model import Decision, save_weights
+    from likeness.detector.network import FaceClassifier
 
     torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-generator")
-    save_weights(GeneratorNetworks(preset("tiny")), folder)
+    decision = Decision(calibration=Calibration("platt", 1.0, 0.0), threshold=1.0)
+    save_weights(FaceClassifier(preset("tiny")), folder, decision)
     return folder
 
 

@@ -17,26 +17,17 @@ import numpy as np
 import pytest
 
 from tests import samples
-from tests.reliability.conftest import child_env, likeness_argv, make_home, run_likeness
+from tests.reliability.conftest import (
+    child_env,
+    likeness_argv,
+    make_home,
+    run_likeness,
+    tiny_detector,
+)
 
 ANIMATES = 4
 SCANS = 2
 DEADLINE_S = 240.0
-
-
-def _tiny_detector(folder: Path) -> Path:
-    """An untrained tiny detector that never says manipulated (plumbing, not verdicts)."""
-    import torch
-
-    from likeness.detector.calibrate import Calibration
-    from likeness.detector.config import preset
-    from likeness.detector.model import Decision, save_weights
-    from likeness.detector.network import FaceClassifier
-
-    torch.manual_seed(0)
-    decision = Decision(calibration=Calibration("platt", 1.0, 0.0), threshold=1.0)
-    save_weights(FaceClassifier(preset("tiny")), folder, decision)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +53,7 @@ def test_four_animates_and_two_scans_share_one_home(
     signed = run_likeness(home, "sign", portrait, "-o", scan_dir / "signed.png")
     assert signed.code == 0, signed.text
     samples.face_video(scan_dir / "clip.mp4", np.roll(astronaut, 8, axis=1), frames=12, size=160)
-    detector = _tiny_detector(tmp_path / "detector")
+    detector = tiny_detector(tmp_path / "detector")
     out = tmp_path / "out"
     out.mkdir()
 

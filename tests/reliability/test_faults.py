@@ -37,7 +37,13 @@ import numpy as np
 import pytest
 
 from tests import samples
-from tests.reliability.conftest import child_env, likeness_argv, make_home, run_likeness
+from tests.reliability.conftest import (
+    child_env,
+    likeness_argv,
+    make_home,
+    run_likeness,
+    tiny_detector,
+)
 
 DEADLINE_S = 90.0
 # Scripted motion long enough (6 motions x 2 s at 25 fps = 300 frames, ~15 s with the
@@ -142,21 +148,6 @@ def file_size_limit(max_bytes: int) -> Callable[[], None]:
         resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
 
     return apply
-
-
-def tiny_detector(folder: Path) -> Path:
-    """An untrained tiny detector that never says manipulated (plumbing, not verdicts)."""
-    import torch
-
-    from likeness.detector.calibrate import Calibration
-    from likeness.detector.config import preset
-    from likeness.detector.model import Decision, save_weights
-    from likeness.detector.network import FaceClassifier
-
-    torch.manual_seed(0)
-    decision = Decision(calibration=Calibration("platt", 1.0, 0.0), threshold=1.0)
-    save_weights(FaceClassifier(preset("tiny")), folder, decision)
-    return folder
 
 
 # ---------------------------------------------------------------- fixtures
