@@ -88,13 +88,18 @@ def tiny_detector(folder: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def keyed_home(tmp_path_factory) -> Path:
-    """A home with keys (no passphrase), shared by the tests that only need to sign."""
-    home = make_home(tmp_path_factory.mktemp("keyed-home"))
+def make_keyed_home(path: Path) -> Path:
+    """`make_home`, then `likeness keys init --no-passphrase` in it."""
+    home = make_home(path)
     result = run_likeness(home, "keys", "init", "--no-passphrase")
     assert result.code == 0, result.text
     return home
+
+
+@pytest.fixture(scope="session")
+def keyed_home(tmp_path_factory) -> Path:
+    """A home with keys (no passphrase), shared by the tests that only need to sign."""
+    return make_keyed_home(tmp_path_factory.mktemp("keyed-home"))
 
 
 @pytest.fixture(scope="session")

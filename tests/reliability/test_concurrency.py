@@ -20,7 +20,7 @@ from tests import samples
 from tests.reliability.conftest import (
     child_env,
     likeness_argv,
-    make_home,
+    make_keyed_home,
     run_likeness,
     tiny_detector,
 )
@@ -34,11 +34,9 @@ DEADLINE_S = 240.0
 def shared(tmp_path_factory) -> tuple[Path, Path]:
     """One home with keys, and its trust anchor."""
     root = tmp_path_factory.mktemp("concurrent")
-    home = make_home(root / "home")
-    for args in (("keys", "init", "--no-passphrase"),
-                 ("keys", "export-trust", "-o", root / "root.pem")):  # fmt: skip
-        result = run_likeness(home, *args)
-        assert result.code == 0, result.text
+    home = make_keyed_home(root / "home")
+    result = run_likeness(home, "keys", "export-trust", "-o", root / "root.pem")
+    assert result.code == 0, result.text
     return home, root / "root.pem"
 
 

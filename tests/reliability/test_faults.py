@@ -40,7 +40,7 @@ from tests import samples
 from tests.reliability.conftest import (
     child_env,
     likeness_argv,
-    make_home,
+    make_keyed_home,
     run_likeness,
     tiny_detector,
 )
@@ -156,10 +156,7 @@ def file_size_limit(max_bytes: int) -> Callable[[], None]:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
     """A home with keys of its own, so that its store holds only this module's records."""
-    home = make_home(tmp_path_factory.mktemp("fault-home"))
-    result = run_likeness(home, "keys", "init", "--no-passphrase")
-    assert result.code == 0, result.text
-    return home
+    return make_keyed_home(tmp_path_factory.mktemp("fault-home"))
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,13 @@ import numpy as np
 import pytest
 
 from tests import samples
-from tests.reliability.conftest import child_env, likeness_argv, make_home, run_likeness
+from tests.reliability.conftest import (
+    child_env,
+    likeness_argv,
+    make_home,
+    make_keyed_home,
+    run_likeness,
+)
 
 PASSPHRASE = "correct horse battery staple 7"
 NASTY = "\x1b[2J[red]x[/red]<script>alert(1)</script>"
@@ -104,8 +110,7 @@ def secrets_of(home: Path, passphrase: str | None) -> list[str]:
     )
     scalar = key.private_numbers().private_value.to_bytes(32, "big")
     secret = (keys / "watermark.secret").read_bytes()
-    os.environ["LIKENESS_HOME"] = str(home)
-    from likeness.provenance.keys import watermark_key
+    from likeness.provenance.keys import watermark_key  # of LIKENESS_HOME, set by the caller
 
     derived = watermark_key().secret
     for raw in (der, scalar, secret, derived):
@@ -363,8 +368,7 @@ def test_altered_or_foreign_files_never_verify(capsys, home, root_pem, tmp_path,
     code, _, _ = cli(capsys, "verify", altered, "--trust", root_pem)
     assert code == 1
 
-    other = make_home(tmp_path / "other-home")
-    assert run_likeness(other, "keys", "init", "--no-passphrase").code == 0
+    other = make_keyed_home(tmp_path / "other-home")
     foreign = tmp_path / "foreign.png"
     plain = tmp_path / "p.png"
     plain.write_bytes(samples.png_bytes(np.full((200, 200, 3), 70, np.uint8)))
