@@ -70,6 +70,14 @@ BY_STEM: dict[str, str] = {
     # Possibly one woman; merged for the same reason (both train).
     "lp-s29": "lp-s29",
     "lp-s32": "lp-s29",
+    # From the corpus' notes (MANIFEST.tsv) for the files added in its second round.
+    "r3dp-may5s": "ap-pose-ref",  # Theresa May in both
+    "clm-cap12": "clm-cap",
+    "clm-cap13": "clm-cap",
+    "of-clapton1": "clapton",
+    "of-clapton2": "clapton",
+    "of-lennon1": "lennon",
+    "of-lennon2": "lennon",
 }
 
 
