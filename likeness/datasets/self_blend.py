@@ -15,6 +15,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from likeness.datasets import forgery as fg
+from likeness.datasets.forgery import Forgery
+from likeness.faces.regions import LEFT_BROW, LIPS_OUTER, NOSE, RIGHT_BROW
 from likeness.faces.types import FACE_OVAL, LEFT_EYE_RING, MOUTH_LEFT, MOUTH_RIGHT, RIGHT_EYE_RING
 
 # Inner region: eyes, nose bridge and mouth, for the smaller of the two mask shapes.
@@ -129,3 +132,162 @@ def self_blend(
     fake = source.astype(np.float32) * alpha + rgb.astype(np.float32) * (1 - alpha)
     image = np.where(alpha > 0, np.clip(fake + 0.5, 0, 255), rgb).astype(np.uint8)
     return SelfBlend(image, mask, {"sharpness": sharp, **geo, **mask_params})
+
+
+# --- the full SBI recipe, as a fake family ------------------------------------------
+
+# Mask shapes (SBI's `random_get_hull` and more): the whole oval; the oval cut at the
+# brows (68-point FaceSwap masks have no forehead); eyes-nose-mouth; the union of the
+# parts (eyes with brows, nose, mouth); a random arc of the oval with the nose.
+HULL_KINDS = ("face", "brows", "inner", "components", "random")
+
+
+@dataclass(frozen=True)
+class SbiConfig:
+    """What `sbi` draws from. Fractions are of the face size (landmark box diagonal
+    over sqrt 2, about 140 px in a 256 px FFHQ-style crop)."""
+
+    # Mask shape probabilities, in HULL_KINDS order.
+    hull_probs: tuple[float, ...] = (0.35, 0.2, 0.15, 0.15, 0.15)
+    deform: float = 0.04  # elastic displacement of the mask, at most
+    deform_cell: float = 0.25  # spacing of the displacement grid (larger: smoother)
+    morph: tuple[float, float] = (-0.05, 0.04)  # erode (< 0) or dilate the mask, range
+    soften: tuple[float, float] = (0.01, 0.06)  # mask blur sigma range
+    blend_ratios: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
+    # Source augmentation (the copy that is blended in).
+    rgb_shift: float = 16.0  # per-channel shift, levels
+    hue: float = 8.0  # OpenCV hue units (0-180)
+    saturation: float = 0.2  # relative
+    brightness: float = 0.1  # relative gain and bias
+    contrast: float = 0.1  # relative, about the mean
+    colour_prob: float = 0.9  # probability of any colour change
+    # Frequency: blur, sharpen, or a downscale-upscale round trip (SBI's RandomDownScale).
+    frequency_probs: tuple[float, float, float, float] = (0.3, 0.2, 0.2, 0.3)  # none first
+    downscale: tuple[float, float] = (0.35, 0.8)
+    # Geometry: the source copy scaled about the face centre and shifted.
+    scale: float = 0.06  # relative, independently in x and y
+    shift: float = 0.03
+    geometry_prob: float = 0.8
+    min_change: float = 3.0  # redraw the augmentation while the mean change is smaller
+
+
+def _sbi_hull(
+    shape: tuple[int, int], landmarks: np.ndarray, kind: str, rng: np.random.Generator
+) -> np.ndarray:
+    if kind == "face":
+        return fg.face_hull_mask(shape, landmarks)
+    if kind == "inner":
+        return fg.hull_mask(shape, fg.points(landmarks, INNER_REGION))
+    if kind == "brows":
+        oval = fg.points(landmarks, FACE_OVAL)
+        brows = fg.points(landmarks, (*RIGHT_BROW, *LEFT_BROW))
+        keep = oval[oval[:, 1] >= brows[:, 1].min()]
+        return fg.hull_mask(shape, np.concatenate([keep, brows]))
+    if kind == "components":
+        parts = (
+            (*RIGHT_EYE_RING, *RIGHT_BROW),
+            (*LEFT_EYE_RING, *LEFT_BROW),
+            NOSE,
+            LIPS_OUTER,
+        )
+        masks = [fg.hull_mask(shape, fg.points(landmarks, p)) for p in parts]
+        return np.maximum.reduce(masks)
+    if kind == "random":
+        n = len(FACE_OVAL)
+        start, length = int(rng.integers(n)), int(rng.integers(n // 3, n))
+        arc = [FACE_OVAL[(start + i) % n] for i in range(length)]
+        return fg.hull_mask(shape, fg.points(landmarks, (*arc, *NOSE)))
+    raise ValueError(f"unknown hull kind {kind!r}")
+
+
+def _sbi_colour(rgb: np.ndarray, cfg: SbiConfig, rng: np.random.Generator) -> np.ndarray:
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV).astype(np.float32)
+    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-cfg.hue, cfg.hue)) % 180
+    hsv[..., 1] *= 1 + rng.uniform(-cfg.saturation, cfg.saturation)
+    out = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB)
+    out = out.astype(np.float32) + rng.uniform(-cfg.rgb_shift, cfg.rgb_shift, 3)
+    mean = out.mean()
+    out = (out - mean) * (1 + rng.uniform(-cfg.contrast, cfg.contrast)) + mean
+    out = out * (1 + rng.uniform(-cfg.brightness, cfg.brightness))
+    out += rng.uniform(-cfg.brightness, cfg.brightness) * 128
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def _sbi_frequency(rgb: np.ndarray, size: float, cfg: SbiConfig, rng: np.random.Generator):
+    probs = np.asarray(cfg.frequency_probs, np.float64)
+    kind = ("none", "blur", "sharpen", "downscale")[int(rng.choice(4, p=probs / probs.sum()))]
+    if kind == "none":
+        return rgb, {"frequency": kind}
+    if kind == "downscale":
+        factor = float(rng.uniform(*cfg.downscale))
+        interp = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_AREA)[int(rng.integers(3))]
+        return fg.resample(rgb, factor, cv2.INTER_AREA, interp), {
+            "frequency": kind,
+            "factor": factor,
+        }
+    sigma = max(0.5, size * float(rng.uniform(0.004, 0.012)))
+    if kind == "blur":
+        return cv2.GaussianBlur(rgb, (0, 0), sigma), {"frequency": kind, "sigma": sigma}
+    amount = float(rng.uniform(0.5, 1.5))
+    return fg.unsharp(rgb, sigma, amount), {"frequency": kind, "sigma": sigma, "amount": amount}
+
+
+def sbi(
+    target: np.ndarray,
+    landmarks: np.ndarray,
+    rng: np.random.Generator | int | None = None,
+    config: SbiConfig | None = None,
+) -> Forgery:
+    """A self-blended image with the full SBI recipe (Shiohara & Yamasaki, CVPR 2022).
+
+    A copy of the crop is changed (colour: RGB and HSV shifts, brightness, contrast;
+    frequency: blur, sharpen or a downscale round trip; geometry: scale and shift about
+    the face centre) and blended back into the crop through a mask made from the
+    landmarks (one of HULL_KINDS), elastically deformed, eroded or dilated, softened
+    and scaled by a blend ratio. At the crop's full resolution.
+
+    Args:
+        target: H x W x 3 uint8 RGB crop.
+        landmarks: (140, 2|3) pack rows (KEY_LANDMARKS) or (468, 2|3) mesh, crop pixels.
+        rng: a Generator (drawn from), or an int seed.
+        config: SbiConfig; defaults if None.
+    Returns:
+        Forgery(family="sbi"): mask = blend weight of the changed copy per pixel.
+    """
+    cfg = config or SbiConfig()
+    rng = fg.as_rng(rng)
+    target = fg.check_image(target, "target")
+    h, w = target.shape[:2]
+    size = fg.face_size(landmarks)
+    centre = fg.points(landmarks, FACE_OVAL).mean(0)
+
+    probs = np.asarray(cfg.hull_probs, np.float64)
+    kind = HULL_KINDS[int(rng.choice(len(HULL_KINDS), p=probs / probs.sum()))]
+    mask = _sbi_hull((h, w), landmarks, kind, rng)
+    mask = fg.elastic_deform(mask, cfg.deform * size, max(4.0, cfg.deform_cell * size), rng)
+    morph = int(round(size * rng.uniform(*cfg.morph)))
+    mask = fg.grow_or_shrink(mask, morph)
+    sigma = float(size * rng.uniform(*cfg.soften))
+    mask = fg.soften(mask, sigma)
+    if mask.max() < 0.5:  # eroded away (tiny face): fall back to the plain face hull
+        kind, mask = "face", fg.soften(fg.face_hull_mask((h, w), landmarks), sigma)
+    ratio = float(rng.choice(cfg.blend_ratios))
+    mask = mask * ratio
+
+    # Redraw the source augmentation a few times if it barely changes anything: a
+    # "fake" indistinguishable from its real is a wrong label, not a hard example.
+    sel = mask > 0.5 * ratio
+    for _attempt in range(4):
+        source, drawn = target, {}
+        if rng.random() < cfg.colour_prob:
+            source = _sbi_colour(source, cfg, rng)
+        source, freq = _sbi_frequency(source, size, cfg, rng)
+        if rng.random() < cfg.geometry_prob:
+            source, geo = _geometry(source, centre, size, cfg, rng)
+            drawn.update(geo)
+        drawn.update(freq)
+        change = np.abs(source.astype(np.float32) - target)[sel].mean() if sel.any() else 0.0
+        if change >= cfg.min_change:
+            break
+    params = {"hull": kind, "morph_px": morph, "soften_px": sigma, "ratio": ratio, **drawn}
+    return fg.forgery(target, source, mask, "sbi", params)
