@@ -37,6 +37,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Embed the watermark; the strength follows the PSNR target, frame by frame.
 
+        The mark is read back from the encoded output before it is kept: if it does not
+        read, nothing is written and the command exits 2.
+
         Example: `likeness watermark embed clip.mp4 -o clip.marked.mp4`
         """
         from likeness.media import probe
@@ -53,6 +56,7 @@ def register(app: typer.Typer) -> None:
             report = embed_file(
                 file, output, key=key.secret, payload=payload,
                 config=WatermarkConfig(psnr_db=psnr), crf=crf, on_frame=advance,
+                read_back=True,
             )  # fmt: skip
         console.print(
             f"marked {report.frames} frame(s), mean PSNR {report.mean_psnr:.2f} dB "

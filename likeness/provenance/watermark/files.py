@@ -39,17 +39,50 @@ def embed_file(
     config: WatermarkConfig = WatermarkConfig(),
     crf: int = 18,
     on_frame: Callable[[int], None] | None = None,
+    read_back: bool = False,
 ) -> EmbedReport:
-    """Mark a video (re-encoded with x264, audio copied) or an image (PNG/JPEG out)."""
-    from likeness.media import VideoWriter, iter_frames, probe, write_image
+    """Mark a video (re-encoded with x264, audio copied) or an image (PNG/JPEG out).
+
+    With `read_back`, the mark is detected in the encoded output before it is renamed
+    into place; when it does not read (payload exact, `found`), nothing is written and
+    a `ProvenanceError` says so. (The generator's signed writer reads back on its own.)
+    """
+    from likeness.media import atomic_output, probe
 
     src, dst = Path(src), Path(dst)
     info = probe(src)
+    if info.kind == "image" and dst.suffix.lower() not in IMAGE_OUT:
+        raise InputError(f"cannot write {dst.name}: use .png or .jpg for a marked image")
+    if not read_back:
+        psnrs = _embed_into(src, dst, info, key, payload, config, crf, on_frame)
+    else:
+        with atomic_output(dst, inputs=(src,)) as tmp:
+            psnrs = _embed_into(src, tmp, info, key, payload, config, crf, on_frame)
+            found = detect_file(tmp, key=key, config=config)
+            if not (found.found and found.payload == payload):
+                raise ProvenanceError(
+                    f"the watermark does not read back from the marked {dst.name} (p_false "
+                    f"{found.p_false:.1e}, needs {config.threshold_p:.0e}); nothing was "
+                    "written: the picture is too small, too flat or too noisy to carry it "
+                    "at this strength (a lower --psnr or a lower --crf may help)"
+                )
+    finite = [p for p in psnrs if np.isfinite(p)] or [99.0]
+    return EmbedReport(
+        output=dst,
+        kind=info.kind,
+        frames=len(psnrs),
+        mean_psnr=round(float(np.mean(finite)), 3),
+        min_psnr=round(float(np.min(finite)), 3),
+        payload_hex=payload.hex(),
+    )
+
+
+def _embed_into(src, dst, info, key, payload, config, crf, on_frame) -> list[float]:
+    from likeness.media import VideoWriter, iter_frames, write_image
+
     embedder = Embedder(key, payload, config)
     psnrs: list[float] = []
     if info.kind == "image":
-        if dst.suffix.lower() not in IMAGE_OUT:
-            raise InputError(f"cannot write {dst.name}: use .png or .jpg for a marked image")
         image = next(iter(iter_frames(src))).image
         write_image(dst, embedder.embed(image))
         psnrs.append(embedder.last_psnr or 0.0)
@@ -63,15 +96,7 @@ def embed_file(
                     on_frame(1)
     if not psnrs:
         raise ProvenanceError(f"{src.name}: no frames to watermark")
-    finite = [p for p in psnrs if np.isfinite(p)] or [99.0]
-    return EmbedReport(
-        output=dst,
-        kind=info.kind,
-        frames=len(psnrs),
-        mean_psnr=round(float(np.mean(finite)), 3),
-        min_psnr=round(float(np.min(finite)), 3),
-        payload_hex=payload.hex(),
-    )
+    return psnrs
 
 
 def detect_file(
