@@ -3,7 +3,7 @@ loss CSV, training-config overrides (file, --preset, --set), and the loop that t
 one chunk and always leaves a checkpoint behind, whether it ends by step count,
 deadline or signal (so `--minutes` chunks and `kill` both resume exactly).
 
-Imports the standard library (torch and likeness.media.atomic inside the checkpoint
+Imports the standard library (torch and likeness.fsio inside the checkpoint
 functions), never PyAV: the GPU machine runs training without it.
 """
 
@@ -69,7 +69,7 @@ def trim_losses(run: Path, step: int) -> None:
     """Cut RUN/loss.csv back to its whole rows of steps up to `step`, the checkpoint a
     resumed run starts from: rows are logged between checkpoints, so after a kill those
     steps are trained (and logged) again, and a kill mid-write leaves half a row."""
-    from likeness.media.atomic import atomic_output
+    from likeness.fsio import atomic_output
 
     path = Path(run) / LOSS_CSV
     if not path.is_file():
@@ -145,7 +145,7 @@ def save_checkpoint(out: Path, checkpoint: dict) -> None:
     """RUN/checkpoint.pt, replaced only when completely written."""
     import torch
 
-    from likeness.media.atomic import atomic_output
+    from likeness.fsio import atomic_output
 
     Path(out).mkdir(parents=True, exist_ok=True)
     # Through a Python file: torch's own path writer turns a full disk into an opaque

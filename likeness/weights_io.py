@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from likeness.errors import ModelError
-from likeness.media.atomic import atomic_output
+from likeness.fsio import atomic_output
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"

@@ -18,7 +18,7 @@ import pytest
 from likeness.errors import InputError, NoFaceError
 from likeness.generator import keypoints as kpt
 from likeness.generator import scripted
-from likeness.generator.pipeline import AnimateConfig, animate, load_source, prepare
+from likeness.pipelines.animate import AnimateConfig, animate, load_source, prepare
 from tests import samples
 
 SIZE = 256
@@ -250,7 +250,7 @@ def test_faceless_driving_frames_hold_the_motion(
 
 
 def test_faceless_frames_hold_the_last_motion_and_the_start_waits_for_the_first():
-    from likeness.generator.pipeline import HoldMotion
+    from likeness.pipelines.driving import HoldMotion
 
     hold = HoldMotion()
     one, two = np.full((3, 3), 1.0), np.full((3, 3), 2.0)
@@ -261,8 +261,8 @@ def test_faceless_frames_hold_the_last_motion_and_the_start_waits_for_the_first(
 
 
 def test_a_driving_video_without_any_face_is_refused(face_stack):
-    from likeness.generator.pipeline import DrivingKeypoints
     from likeness.media import Frame
+    from likeness.pipelines.driving import DrivingKeypoints
 
     model = type("M", (), {"config": type("C", (), {"output_size": 64})()})()
     tracker = DrivingKeypoints(face_stack, model, AnimateConfig(), 25.0)
@@ -370,7 +370,7 @@ def test_learned_keypoints_map_into_the_first_crop(face_stack, astronaut):
     """A face measured in another frame's crop lands where it lies in crop 0."""
     from likeness.faces import AlignConfig, align_face, warp_crop
     from likeness.faces.align import AlignParams
-    from likeness.generator.pipeline import to_crop0
+    from likeness.pipelines.driving import to_crop0
 
     face = face_stack.analyze(astronaut)[0]
     crop0 = align_face(astronaut, face, AlignConfig(size=SIZE))
@@ -383,7 +383,7 @@ def test_learned_keypoints_map_into_the_first_crop(face_stack, astronaut):
 
 def test_windowed_paste_matches_a_full_frame_paste(face_stack, astronaut):
     from likeness.faces.paste import PasteConfig, paste_back
-    from likeness.generator.pipeline import Composer
+    from likeness.pipelines.compositing import Composer
 
     source = load_source(astronaut, face_stack, SIZE, AnimateConfig(), "astronaut")
     rendered = np.ascontiguousarray(source.crop.image[:, ::-1])

@@ -157,9 +157,8 @@ def _jittered_crops(rgb, face, n, rng, size=128):
 @pytest.fixture(scope="module")
 def astro_set(tmp_path_factory, astronaut, face_stack) -> Path:
     """48 real train crops and their self-blends, 24 + 24 for validation (3 'videos')."""
-    from likeness.datasets.fakes import FakesWriter
+    from likeness.datasets.fakes_format import FAKES_FORMAT, FAKES_VERSION, FakesWriter
     from likeness.datasets.self_blend import self_blend
-    from likeness.detector.data import FAKES_FORMAT, FAKES_VERSION
     from likeness.faces.regions import KEY_LANDMARKS
 
     out = tmp_path_factory.mktemp("fakes") / "astro"
@@ -182,7 +181,7 @@ def astro_set(tmp_path_factory, astronaut, face_stack) -> Path:
 
 
 def test_training_set_reader(astro_set):
-    from likeness.detector.data import FakesSet
+    from likeness.datasets.fakes_format import FakesSet
 
     data = FakesSet.open(astro_set)
     assert len(data.select("train", 0)) == 48 and len(data.select("val", 1)) == 24
@@ -195,8 +194,9 @@ def test_training_set_reader(astro_set):
 
 
 def test_batches_are_balanced_and_repeatable(astro_set):
+    from likeness.datasets.fakes_format import FakesSet
     from likeness.detector.config import TrainConfig, preset
-    from likeness.detector.data import BatchSampler, FakesSet
+    from likeness.detector.data import BatchSampler
 
     data = FakesSet.open(astro_set)
     sampler = BatchSampler(data, preset("tiny"), TrainConfig(batch_size=16, online_sbi=0.5))
@@ -231,7 +231,8 @@ def test_tiny_detector_learns_self_blends_and_ships_calibrated_weights(astro_set
     decision = model.decision
     assert 0 < decision.threshold < 1 and decision.calibration.method == "platt"
     assert decision.validation["real_videos"] == 3 and decision.validation["video_fpr"] == 0
-    from likeness.detector.data import FakesSet, evaluation_images
+    from likeness.datasets.fakes_format import FakesSet
+    from likeness.detector.data import evaluation_images
 
     data = FakesSet.open(astro_set)
     val_samples = data.select("val")
@@ -304,9 +305,9 @@ def tiny_generator(tmp_path_factory) -> Path:
 def test_fakes_from_a_pack_keep_splits_and_are_not_watermarked(
     small_pack, tiny_generator, tmp_path
 ):
-    from likeness.datasets.fakes import FakesConfig, make_fakes
+    from likeness.datasets.fakes_format import FakesSet
     from likeness.datasets.pack_reader import Pack
-    from likeness.detector.data import FakesSet
+    from likeness.pipelines.fakes import FakesConfig, make_fakes
 
     out = tmp_path / "fakes"
     report = make_fakes(small_pack, out, FakesConfig(every=2, weights=(tiny_generator,)))

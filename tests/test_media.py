@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from likeness import media
+from likeness import fsio, media
 from likeness.errors import InputError, LikenessError, MediaError, OutputError
 from likeness.media import (
     DEFAULT_LIMITS,
@@ -629,7 +629,7 @@ def test_output_in_unwritable_folder_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Also runs as root: the access check is what decides, so it is made to say no.
-    monkeypatch.setattr(media.atomic.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(fsio.os, "access", lambda path, mode: False)
     with pytest.raises(OutputError) as err:
         VideoWriter(tmp_path / "out.mp4", 25)
     assert one_line(err) == f"cannot write to {tmp_path}: permission denied"

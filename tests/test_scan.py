@@ -131,8 +131,8 @@ def test_photo_without_a_face_scans_as_no_face(scanned):
 
 
 def test_resume_skips_files_already_in_the_jsonl(scanned, media, never, tmp_path, home):
-    from likeness.detector.runner import run_scan
-    from likeness.detector.scan import ScanConfig
+    from likeness.pipelines.scan import ScanConfig
+    from likeness.pipelines.scan_runner import run_scan
 
     _, jsonl, _ = scanned
     copy = tmp_path / "scan.jsonl"
@@ -149,8 +149,8 @@ def test_resume_skips_files_already_in_the_jsonl(scanned, media, never, tmp_path
 
 
 def test_a_process_pool_gives_the_same_lines(scanned, media, never, tmp_path, home):
-    from likeness.detector.runner import run_scan
-    from likeness.detector.scan import ScanConfig
+    from likeness.pipelines.scan import ScanConfig
+    from likeness.pipelines.scan_runner import run_scan
 
     _, jsonl, _ = scanned
     files = [media / "astro.mp4", media / "blank.png"]
@@ -212,7 +212,7 @@ def test_hostile_file_name_is_escaped_everywhere(capsys, astronaut, never, tmp_p
 
 
 def test_manifest_fields_are_escaped_in_the_report():
-    from likeness.detector.report import render_report
+    from likeness.pipelines.report import render_report
 
     hostile = "<script>alert('manifest')</script>"
     record = {
@@ -291,9 +291,9 @@ def test_generated_video_with_watermark_stripped_scans_as_manipulated(corpus, ho
 
     if not (GENERATOR / "model.safetensors").is_file():
         pytest.skip(f"no shipped generator in {GENERATOR}")
-    from likeness.detector.runner import run_scan
-    from likeness.detector.scan import ScanConfig
-    from likeness.generator.pipeline import AnimateConfig, animate
+    from likeness.pipelines.animate import AnimateConfig, animate
+    from likeness.pipelines.scan import ScanConfig
+    from likeness.pipelines.scan_runner import run_scan
     from likeness.provenance.keys import init_keys
 
     init_keys(passphrase="")
@@ -318,8 +318,8 @@ def test_generated_video_with_watermark_stripped_scans_as_manipulated(corpus, ho
 def test_held_out_real_clip_scans_as_likely_real(corpus, home):
     _shipped_or_skip()
     from likeness.datasets.identities import load_split
-    from likeness.detector.runner import run_scan
-    from likeness.detector.scan import ScanConfig
+    from likeness.pipelines.scan import ScanConfig
+    from likeness.pipelines.scan_runner import run_scan
 
     clip = corpus / "videos" / "ap-pose-ref.mp4"
     assert load_split().split_for("ap-pose-ref") == "test"  # never trained or calibrated on

@@ -59,7 +59,7 @@ ROC_SIZE = 420
 
 def _test_set(pack: Path, workdir: Path, quick: bool):
     """(FakesSet, its test samples) from a FAKES folder or a pack."""
-    from likeness.detector.data import MANIFEST_NAME, FakesSet
+    from likeness.datasets.fakes_format import MANIFEST_NAME, FakesSet
 
     pack = Path(pack)
     try:
@@ -71,7 +71,7 @@ def _test_set(pack: Path, workdir: Path, quick: bool):
             f"--pack {pack}: not a pack or training set (no readable manifest)"
         ) from None
     if fmt != "likeness-fakes":
-        from likeness.datasets.fakes import FakesConfig, make_fakes
+        from likeness.pipelines.fakes import FakesConfig, make_fakes
 
         out = workdir / "test-fakes"
         make_fakes(
@@ -92,7 +92,7 @@ def _test_set(pack: Path, workdir: Path, quick: bool):
 
 
 def _images(data, samples, condition: str) -> np.ndarray:
-    from likeness.detector import codecs
+    from likeness.media import codecs
 
     crops = [data.read(s) for s in samples]
     if condition == "downscale_50":
@@ -225,7 +225,7 @@ def _speed_clip(path: Path, seconds: float) -> Path:
 
 
 def _speed(weights: Path | None, workdir: Path, quick: bool) -> dict:
-    from likeness.detector.scan import ScanConfig, Scanner
+    from likeness.pipelines.scan import ScanConfig, Scanner
 
     seconds = 10.0 if quick else 60.0
     clip = _speed_clip(workdir / "speed-720p.mp4", seconds)
@@ -273,7 +273,7 @@ def run(
         data, samples = _test_set(pack, Path(tmp), quick)
         labels = np.array([s.label for s in samples])
         families = [s.family for s in samples]
-        from likeness.detector import codecs
+        from likeness.media import codecs
 
         for condition in CONDITIONS:
             if condition == "h264_crf28" and not codecs.h264_available():

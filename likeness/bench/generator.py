@@ -721,9 +721,9 @@ def gpu_model_speed(model: GeneratorModel, clip: Clip, quick: bool) -> dict | No
 def end_to_end(photo: Path, driving: Path, weights: Path | None, device: str, frames: int) -> dict:
     """`animate` on a held-out photo and driving clip into a temp folder."""
     try:
-        from likeness.generator.pipeline import AnimateConfig, prepare
+        from likeness.pipelines.animate import AnimateConfig, prepare
     except ImportError as err:  # the pipeline is optional in partial builds
-        return {"measured": False, "reason": f"likeness.generator.pipeline unavailable ({err})"}
+        return {"measured": False, "reason": f"likeness.pipelines.animate unavailable ({err})"}
     config = AnimateConfig(weights=weights, device=device, max_frames=frames)
     with tempfile.TemporaryDirectory(prefix="likeness-bench-") as tmp:
         t0 = time.perf_counter()
@@ -733,7 +733,7 @@ def end_to_end(photo: Path, driving: Path, weights: Path | None, device: str, fr
         t2 = time.perf_counter()
     return {
         "measured": True,
-        "how": "likeness.generator.pipeline.animate (prepare + run)",
+        "how": "likeness.pipelines.animate.animate (prepare + run)",
         "device": device,
         "photo": photo.name,
         "driving": driving.name,

@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
         - `likeness animate photo.jpg --motion nod,blink,smile -o out.mp4`
         - `likeness animate photo.jpg driving.mp4 -o crop.mp4 --crop-only --device cuda`
         """
-        from likeness.generator.pipeline import AnimateConfig, prepare
+        from likeness.pipelines.animate import AnimateConfig, prepare
 
         config = AnimateConfig(
             relative=not absolute,

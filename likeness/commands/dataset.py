@@ -113,8 +113,8 @@ def register(app: typer.Typer) -> None:
         Example: `likeness dataset fakes --pack pack/ -o fakes/`
         """
         from likeness.config import choose_device
-        from likeness.datasets.fakes import FakesConfig, make_fakes
         from likeness.datasets.pack_format import SPLITS
+        from likeness.pipelines.fakes import FakesConfig, make_fakes
 
         config = FakesConfig(
             every=every,

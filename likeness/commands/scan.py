@@ -67,8 +67,8 @@ def register(app: typer.Typer) -> None:
         Example: `likeness scan clips/ --json scan.jsonl --html report.html`
         """
         from likeness.config import choose_device
-        from likeness.detector.runner import run_scan
-        from likeness.detector.scan import ScanConfig
+        from likeness.pipelines.scan import ScanConfig
+        from likeness.pipelines.scan_runner import run_scan
 
         config = ScanConfig(
             every=every,

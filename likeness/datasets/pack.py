@@ -38,8 +38,8 @@ from likeness.datasets.pack_format import (
     SPLITS,
 )
 from likeness.errors import InputError, NoFaceError, OutputError
+from likeness.fsio import install_dir, make_temp_dir
 from likeness.hashing import sha256_file
-from likeness.media.atomic import install_dir, make_temp_dir
 
 if TYPE_CHECKING:
     import numpy as np

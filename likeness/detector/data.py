@@ -1,205 +1,20 @@
-"""The detector's training set (a FAKES folder) and its batches. numpy, OpenCV, torch.
+"""The detector's training batches and augmentation. numpy, OpenCV, torch.
 
-A FAKES folder, written by `likeness dataset fakes` (datasets/fakes.py), format 1:
-
-    FAKES/
-      manifest.json    {"format": "likeness-fakes", "version": 1, "watermarked": false,
-                        "pack": {...}, "settings": {...}, "counts": {...}, ...}
-      samples.csv      one row per crop, columns SAMPLE_COLUMNS
-      landmarks.npz    "rows" (M,) int32 sample rows, "landmarks" (M, L, 3) float16: the
-                       pack's KEY_LANDMARKS in crop pixels, for the real crops (fresh
-                       self-blends are made from them during training)
-      images/<split>/<row>.jpg   256 px aligned face crops, JPEG
-
-Sample columns: label (0 real, 1 fake), family (real, generator-self, generator-cross,
-sbi), identity (the person whose face the crop shows), split (train, val, test: the
-pack's identity-disjoint split), video (the crops that form one video: the sampled
-frames of one clip, or one fake made from it), frame (the crop's place in that video:
-the row of the clip it shows or follows), item (that clip or photo in the pack),
-source and source_frame (the pack item and row whose appearance a generator fake
-animates; for real and self-blended crops the item and frame themselves), weights (tag
-of the generator checkpoint), encoding (the lossy round trip every crop of that video
-went through, e.g. h264-crf23, jpeg-q81).
-
+The training set itself (a FAKES folder) is read by `likeness.datasets.fakes_format`.
 Batches draw from a generator seeded by (seed, step), so a resumed run sees exactly
 the batches it would have seen.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import logging
-from dataclasses import dataclass
-from pathlib import Path
-
 import cv2
 import numpy as np
 import torch
 
-from likeness.detector import codecs
+from likeness.datasets.fakes_format import FakesSet, Sample
 from likeness.detector.config import AugmentConfig, DetectorConfig, TrainConfig
 from likeness.errors import InputError
-
-log = logging.getLogger(__name__)
-
-FAKES_FORMAT = "likeness-fakes"
-FAKES_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-SAMPLES_NAME = "samples.csv"
-LANDMARKS_NAME = "landmarks.npz"
-IMAGES_DIR = "images"
-FAMILIES = ("real", "generator-self", "generator-cross", "sbi")
-SPLITS = ("train", "val", "test")
-SAMPLE_COLUMNS = (
-    "file",
-    "label",
-    "family",
-    "identity",
-    "split",
-    "video",
-    "frame",
-    "item",
-    "source",
-    "source_frame",
-    "weights",
-    "encoding",
-)
-
-
-@dataclass(frozen=True)
-class Sample:
-    row: int
-    file: str
-    label: int
-    family: str
-    identity: str
-    split: str
-    video: str
-    frame: int
-    item: str
-    source: str = ""
-    source_frame: int = -1
-    weights: str = ""
-    encoding: str = ""
-
-
-def mesh_from_key_landmarks(key: np.ndarray, indices) -> np.ndarray:
-    """A (468, 3) face mesh from a pack's landmark subset: the kept points in their
-    mesh rows, every other row at the kept points' mean (which leaves their extent and
-    centre, all that `self_blend` reads besides the kept rows, unchanged)."""
-    mesh = np.empty((468, 3), np.float32)
-    mesh[:] = np.asarray(key, np.float32).mean(0)
-    mesh[list(indices)] = key
-    return mesh
-
-
-class FakesSet:
-    """An opened FAKES folder: rows listed, JPEG bytes read on demand (and cached)."""
-
-    def __init__(self, root: Path, manifest: dict, samples: list[Sample], landmarks: dict):
-        self.root = root
-        self.manifest = manifest
-        self.samples = samples
-        self.landmark_indices = tuple(manifest.get("landmark_indices") or ())
-        self._landmarks = landmarks  # sample row -> (L, 3) float32
-        self._bytes: dict[int, bytes] = {}
-
-    @classmethod
-    def open(cls, path: str | Path) -> FakesSet:
-        root = Path(path)
-        if not (root / MANIFEST_NAME).is_file():
-            raise InputError(f"{root} is not a detector training set (no {MANIFEST_NAME})")
-        try:
-            manifest = json.loads((root / MANIFEST_NAME).read_text())
-        except (OSError, ValueError) as err:
-            raise InputError(f"cannot read {root / MANIFEST_NAME}: {err}") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FAKES_FORMAT:
-            raise InputError(f"{root} is not a detector training set ({MANIFEST_NAME} is not one)")
-        if manifest.get("version") != FAKES_VERSION:
-            raise InputError(
-                f"{root.name} is training-set format {manifest.get('version')}; this likeness "
-                f"reads {FAKES_VERSION}: rebuild it with `likeness dataset fakes`"
-            )
-        samples = _read_samples(root)
-        landmarks: dict[int, np.ndarray] = {}
-        if (root / LANDMARKS_NAME).is_file():
-            try:
-                with np.load(root / LANDMARKS_NAME, allow_pickle=False) as data:
-                    rows, marks = data["rows"], data["landmarks"].astype(np.float32)
-            except (OSError, ValueError, KeyError) as err:
-                raise InputError(f"cannot read {root / LANDMARKS_NAME}: {err}") from None
-            landmarks = {int(r): m for r, m in zip(rows, marks, strict=True)}
-        return cls(root, manifest, samples, landmarks)
-
-    def select(self, split: str | None = None, label: int | None = None) -> list[Sample]:
-        return [
-            s
-            for s in self.samples
-            if (split is None or s.split == split) and (label is None or s.label == label)
-        ]
-
-    def read(self, sample: Sample) -> np.ndarray:
-        data = self._bytes.get(sample.row)
-        if data is None:
-            path = self.root / sample.file
-            try:
-                data = path.read_bytes()
-            except OSError as err:
-                raise InputError(f"cannot read {path}: {err.strerror or err}") from None
-            self._bytes[sample.row] = data
-        rgb = codecs.decode_image(data)
-        if rgb is None:
-            raise InputError(f"{self.root.name}: {sample.file} does not decode")
-        return rgb
-
-    def mesh(self, sample: Sample) -> np.ndarray | None:
-        """(468, 3) landmarks in crop pixels for a real crop, None when not stored."""
-        key = self._landmarks.get(sample.row)
-        if key is None or not self.landmark_indices:
-            return None
-        return mesh_from_key_landmarks(key, self.landmark_indices)
-
-
-def _read_samples(root: Path) -> list[Sample]:
-    path = root / SAMPLES_NAME
-    try:
-        with path.open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    except (OSError, csv.Error, UnicodeDecodeError) as err:
-        raise InputError(f"cannot read {path}: {err}") from None
-    samples = []
-    for n, raw in enumerate(rows):
-        try:
-            sample = Sample(
-                row=n,
-                file=raw["file"],
-                label=int(raw["label"]),
-                family=raw["family"],
-                identity=raw["identity"],
-                split=raw["split"],
-                video=raw["video"],
-                frame=int(raw["frame"]),
-                item=raw["item"],
-                source=raw.get("source") or "",
-                source_frame=int(raw.get("source_frame") or -1),
-                weights=raw.get("weights") or "",
-                encoding=raw.get("encoding") or "",
-            )
-        except (KeyError, TypeError, ValueError):
-            raise InputError(f"{path.name}: row {n + 2} is damaged") from None
-        if sample.label not in (0, 1) or sample.split not in SPLITS:
-            raise InputError(
-                f"{path.name}: row {n + 2} has label {sample.label}, split {sample.split}"
-            )
-        resolved = (root / sample.file).resolve()
-        if root.resolve() not in resolved.parents:
-            raise InputError(f"{path.name}: row {n + 2} points outside the folder")
-        samples.append(sample)
-    if not samples:
-        raise InputError(f"{root.name} holds no samples")
-    return samples
-
+from likeness.media import codecs
 
 # ---------------------------------------------------------------- augmentation
 

@@ -23,16 +23,11 @@ import torch
 import torch.nn.functional as F
 
 from likeness import training
+from likeness.datasets.fakes_format import FakesSet, Sample
 from likeness.detector import metrics
 from likeness.detector.calibrate import fit_calibration, threshold_at_fpr
 from likeness.detector.config import DetectorConfig, TrainConfig, preset
-from likeness.detector.data import (
-    BatchSampler,
-    FakesSet,
-    Sample,
-    evaluation_images,
-    subsample,
-)
+from likeness.detector.data import BatchSampler, evaluation_images, subsample
 from likeness.detector.model import Decision, save_weights, to_tensor
 from likeness.detector.network import FaceClassifier
 from likeness.detector.pooling import PoolingConfig, pool_scores

@@ -7,6 +7,8 @@ and head pose, at under a third of the size.
 
 from __future__ import annotations
 
+import numpy as np
+
 from likeness.faces.types import (
     CHIN,
     FACE_OVAL,
@@ -51,3 +53,15 @@ def positions(indices: tuple[int, ...], within: tuple[int, ...] = KEY_LANDMARKS)
     if missing:
         raise KeyError(f"mesh points {missing} are not in the landmark subset")
     return [where[i] for i in indices]
+
+
+def mesh_from_key_landmarks(
+    key: np.ndarray, indices: tuple[int, ...] = KEY_LANDMARKS
+) -> np.ndarray:
+    """A (468, 3) face mesh from a pack's landmark subset: the kept points in their
+    mesh rows, every other row at the kept points' mean (which leaves their extent and
+    centre, all that `self_blend` reads besides the kept rows, unchanged)."""
+    mesh = np.empty((468, 3), np.float32)
+    mesh[:] = np.asarray(key, np.float32).mean(0)
+    mesh[list(indices)] = key
+    return mesh

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from likeness.media.atomic import atomic_output, check_output_path
+from likeness.fsio import atomic_output, check_output_path
 from likeness.media.images import read_image, write_image
 from likeness.media.inputs import check_input_file, is_image_path
 from likeness.media.limits import DEFAULT_LIMITS, MediaLimits

@@ -19,7 +19,7 @@ import av
 import numpy as np
 
 from likeness.errors import InputError, LikenessError, MediaError, OutputError
-from likeness.media.atomic import atomic_output, check_output_path
+from likeness.fsio import atomic_output, check_output_path
 from likeness.media.images import as_rgb_uint8
 from likeness.media.inputs import check_input_file
 from likeness.media.probe import av_errors, av_reason

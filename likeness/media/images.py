@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from likeness.errors import LikenessError, MediaError, OutputError
-from likeness.media.atomic import atomic_output
+from likeness.fsio import atomic_output
 from likeness.media.inputs import (
     IMAGE_FORMAT_NAMES,
     check_input_file,

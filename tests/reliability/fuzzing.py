@@ -242,7 +242,7 @@ def make_pack(root: Path) -> Path:
 
 
 def scan_jsonl(path: Path) -> Path:
-    from likeness.detector.scan import SCHEMA
+    from likeness.pipelines.scan import SCHEMA
 
     records = [
         {
@@ -851,7 +851,7 @@ def _calibration(case: dict) -> str:
 
 
 def _read_jsonl(case: dict) -> str:
-    from likeness.detector.runner import read_jsonl
+    from likeness.pipelines.scan_runner import read_jsonl
 
     return f"{len(read_jsonl(Path(case['path'])))} records"
 

@@ -472,9 +472,9 @@ def test_regression_resume_tolerates_a_cut_off_last_jsonl_line(home, detector, c
     older likeness, `tee`, a full disk) made `--resume` refuse the whole file as "not a
     likeness scan JSONL". An unterminated, unparsable last line is now dropped with a
     note, and its file scanned again; a bad line elsewhere is still refused."""
-    from likeness.detector.runner import run_scan
-    from likeness.detector.scan import ScanConfig
     from likeness.errors import InputError
+    from likeness.pipelines.scan import ScanConfig
+    from likeness.pipelines.scan_runner import run_scan
 
     monkeypatch.setenv("LIKENESS_HOME", str(home))
     files = [clips / "clip00.mp4", clips / "clip01.mp4"]
@@ -530,8 +530,8 @@ def test_regression_resume_does_not_repeat_errors_for_missing_paths(
     line for a path that was missing, while the older ones were kept: after three runs
     the JSONL reported that path three times. An error line is now replaced when its
     path is tried again, missing or not."""
-    from likeness.detector.runner import run_scan
-    from likeness.detector.scan import ScanConfig
+    from likeness.pipelines.scan import ScanConfig
+    from likeness.pipelines.scan_runner import run_scan
 
     monkeypatch.setenv("LIKENESS_HOME", str(home))
     config = ScanConfig(every=40, weights=detector, provenance=False)

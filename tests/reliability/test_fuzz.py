@@ -186,7 +186,7 @@ JSON = st.recursive(
 
 
 def scan_record():
-    from likeness.detector.scan import SCHEMA
+    from likeness.pipelines.scan import SCHEMA
 
     fields = {"path": JSON, "sha256": JSON, "status": st.sampled_from(["ok", "error"]) | JSON}
     return st.fixed_dictionaries({"schema": st.just(SCHEMA)}, optional=fields)
@@ -197,7 +197,7 @@ def scan_record():
 def test_scan_jsonl_reader_gives_records_resume_can_use(lines, tail, tmp_path_factory):
     """`read_jsonl` (what `scan --resume` reads): records whose path, sha256 and status
     are strings or null, else InputError in one line."""
-    from likeness.detector.runner import read_jsonl
+    from likeness.pipelines.scan_runner import read_jsonl
 
     path = tmp_path_factory.mktemp("jsonl") / "scan.jsonl"
     path.write_bytes(b"".join(json.dumps(x).encode() + b"\n" for x in lines) + tail)
@@ -433,8 +433,8 @@ def test_calibration_with_a_non_object_pooling_is_model_error():
 def test_scan_resume_refuses_records_with_odd_fields(record, tmp_path):
     """`likeness scan --resume` with a JSONL line whose sha256 or path is a list: the
     runner hashed them and died with 'internal error: TypeError: unhashable type'."""
-    from likeness.detector.runner import read_jsonl
-    from likeness.detector.scan import SCHEMA
+    from likeness.pipelines.scan import SCHEMA
+    from likeness.pipelines.scan_runner import read_jsonl
 
     path = tmp_path / "scan.jsonl"
     path.write_text(json.dumps({"schema": SCHEMA, "path": "a.mp4", **record}) + "\n")

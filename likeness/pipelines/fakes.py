@@ -20,7 +20,7 @@ real or fake, then goes through one lossy round trip drawn at random (H.264 at C
 18-32, or JPEG at quality 60-95), so compression does not separate the classes.
 
 Splits are the pack's (identity-disjoint, fixed in datasets/split.tsv); a cross fake
-only ever mixes people of one split. The folder format is in detector/data.py.
+only ever mixes people of one split. The folder format is in datasets/fakes_format.py.
 
 The fakes are NOT watermarked and NOT signed, on purpose: the folder is training data
 for the detector, not a published output, and a watermark in every fake would hand the
@@ -30,9 +30,6 @@ generator but ours. Do not publish its images.
 
 from __future__ import annotations
 
-import csv
-import json
-import shutil
 import time
 import zlib
 from collections.abc import Callable
@@ -43,20 +40,15 @@ from pathlib import Path
 import numpy as np
 
 from likeness import __version__
-from likeness.detector import codecs
-from likeness.detector.data import (
+from likeness.datasets.fakes_format import (
     FAKES_FORMAT,
     FAKES_VERSION,
-    IMAGES_DIR,
-    LANDMARKS_NAME,
-    MANIFEST_NAME,
-    SAMPLE_COLUMNS,
-    SAMPLES_NAME,
     SPLITS,
-    mesh_from_key_landmarks,
+    FakesWriter,
 )
 from likeness.errors import InputError, OutputError
-from likeness.media.atomic import install_dir, make_temp_dir
+from likeness.faces.regions import mesh_from_key_landmarks
+from likeness.media import codecs
 
 GENERATOR_FAMILIES = ("generator-self", "generator-cross")
 
@@ -103,58 +95,6 @@ class FakesReport:
 
 def _seed(*parts: object) -> list[int]:
     return [zlib.crc32(str(p).encode()) for p in parts]
-
-
-class FakesWriter:
-    """Writes crops into a hidden folder beside the target; `finish()` adds the CSV,
-    landmarks and manifest and renames the folder into place, so a half-built set never
-    sits at the target path."""
-
-    def __init__(self, target: Path, quality: int = 95, force: bool = False) -> None:
-        self.target = Path(target)
-        parent = self.target.parent
-        if not parent.is_dir():
-            raise OutputError(f"output folder {parent} does not exist")
-        if self.target.exists() and not force:
-            raise OutputError(f"{self.target} exists: pass --force to replace it")
-        self.tmp = make_temp_dir(self.target)
-        self.quality = quality
-        self.rows: list[dict] = []
-        self.landmark_rows: list[int] = []
-        self.landmarks: list[np.ndarray] = []
-        self.bytes = 0
-
-    def add(self, rgb: np.ndarray, landmarks: np.ndarray | None = None, **columns) -> int:
-        row = len(self.rows)
-        rel = f"{IMAGES_DIR}/{columns['split']}/{row:06d}.jpg"
-        path = self.tmp / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = codecs.encode_jpeg(rgb, self.quality)
-        path.write_bytes(data)
-        self.bytes += len(data)
-        self.rows.append({"file": rel, **{k: columns.get(k, "") for k in SAMPLE_COLUMNS[1:]}})
-        if landmarks is not None:
-            self.landmark_rows.append(row)
-            self.landmarks.append(np.asarray(landmarks, np.float16))
-        return row
-
-    def finish(self, manifest: dict) -> Path:
-        with (self.tmp / SAMPLES_NAME).open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=SAMPLE_COLUMNS)
-            writer.writeheader()
-            writer.writerows(self.rows)
-        if self.landmarks:
-            np.savez(
-                self.tmp / LANDMARKS_NAME,
-                rows=np.asarray(self.landmark_rows, np.int32),
-                landmarks=np.stack(self.landmarks),
-            )
-        (self.tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
-        install_dir(self.tmp, self.target)
-        return self.target
-
-    def abort(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def roundtrip(frames: list[np.ndarray], cfg: FakesConfig, rng: np.random.Generator):

@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from likeness.detector.scan import MANIPULATED, SCHEMA, FileScan, ScanConfig, error_record
 from likeness.errors import InputError
+from likeness.pipelines.scan import MANIPULATED, SCHEMA, FileScan, ScanConfig, error_record
 
 # Files a folder scan picks up; a file named on the command line is always scanned.
 MEDIA_SUFFIXES = frozenset(
@@ -147,7 +147,7 @@ def _init_worker(config: ScanConfig, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    from likeness.detector.scan import Scanner
+    from likeness.pipelines.scan import Scanner
 
     _WORKER = Scanner(config)
 
@@ -161,7 +161,7 @@ def _results(
 ) -> Iterator[tuple[Path, FileScan]]:
     """(path, result) as files finish; in input order with one worker."""
     if workers <= 1:
-        from likeness.detector.scan import Scanner
+        from likeness.pipelines.scan import Scanner
 
         scanner = Scanner(config)
         for path in files:
@@ -272,7 +272,7 @@ def run_scan(
     run.records = missing + [r for r in slots if r is not None]
     run.seconds = time.monotonic() - t0
     if html is not None:
-        from likeness.detector.report import write_report
+        from likeness.pipelines.report import write_report
 
         write_report(html, run.records, run.thumbnails)
     return run
