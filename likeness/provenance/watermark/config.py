@@ -40,3 +40,7 @@ class WatermarkConfig:
     min_search_period: float = 24.0
     max_period_fraction: float = 0.7
     period_candidates: int = 3
+    # Detection: rotations searched, in degrees either way (the lattice search reads
+    # the angle from the autocorrelation; every angle tried counts in p_false).
+    max_rotation: float = 15.0
+    lattice_candidates: int = 3

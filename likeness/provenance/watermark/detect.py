@@ -24,8 +24,10 @@ from likeness.provenance.watermark.stats import sync_p_value, with_check_bits
 
 HIGHPASS_SIGMA = 3.0  # pixels: removes the smooth picture, keeps the watermark band
 NOISE_WINDOW = 11  # frequency window (coefficients) for the local noise estimate
-REFINE_SPAN = 0.005  # relative period refinement around the best candidate (+-0.6 px at 120)
-REFINE_STEPS = 9
+REFINE_SPAN = 0.004  # first relative scale step around the best candidate (0.5 px at 120)
+REFINE_ANGLE = 0.16  # first angle step, degrees
+REFINE_ROUNDS = 4  # each round halves both steps
+REFINE_GAIN = 0.1  # z a refinement step must add to be taken
 GAIN_BINS = 4  # radius bins of the channel-gain estimate
 LOCAL_WINDOW = 15  # pixels: window of the local residual energy used to weight pixels
 
@@ -43,6 +45,7 @@ class WatermarkResult:
     crc_ok: bool = False
     period: tuple[float, float] | None = None  # estimated tile period (y, x) in pixels
     offset: tuple[float, float] | None = None  # cyclic offset (y, x) in tile samples
+    rotation: float | None = None  # degrees of the tile's x axis in the picture (y down)
     hypotheses: int = 0
     mirrored: bool = False  # found in the horizontally mirrored picture
     soft_bits: np.ndarray | None = field(default=None, repr=False)
@@ -149,6 +152,111 @@ def period_candidates(res: np.ndarray, config: WatermarkConfig) -> list[tuple[fl
         if all(abs(c[0] - u[0]) > 0.5 or abs(c[1] - u[1]) > 0.5 for u in unique):
             unique.append(c)
     return unique
+
+
+def basis(period: float | tuple[float, float], angle_deg: float = 0.0) -> np.ndarray:
+    """Lattice basis (columns: the tile's x and y axes, in image pixels) of a tile of
+    `period` (py, px) rotated by `angle_deg` (image y points down)."""
+    py, px = (period, period) if np.isscalar(period) else period
+    a = np.deg2rad(angle_deg)
+    c, s = np.cos(a), np.sin(a)
+    return np.array([[px * c, -py * s], [px * s, py * c]])
+
+
+def _autocorrelation(res: np.ndarray) -> np.ndarray:
+    """Spectrally whitened autocorrelation of the residual, zero lag in the centre."""
+    h, w = res.shape
+    padded = np.zeros((2 * h, 2 * w), np.float32)
+    padded[:h, :w] = res - res.mean()
+    power = np.abs(np.fft.rfft2(padded)) ** 2
+    smooth = cv2.blur(power.astype(np.float32), (9, 9)) + 1e-9
+    auto = np.fft.irfft2(power / smooth, s=padded.shape).astype(np.float32)
+    return np.fft.fftshift(auto)
+
+
+def lattice_candidates(
+    res: np.ndarray, config: WatermarkConfig, count: int = 3
+) -> list[np.ndarray]:
+    """Lattice bases (see `basis`) of the repeated tile, rotated and scaled, read from
+    the residual's whitened autocorrelation.
+
+    The tile repeats along two perpendicular vectors, so the autocorrelation peaks at
+    lag v and at v turned by 90 degrees; summing the two in polar coordinates (radius =
+    period, angle = rotation within +-max_rotation) gives one sharp peak per lattice.
+    The strongest few come back, each with sub-sample refinement."""
+    h, w = res.shape
+    auto = _autocorrelation(res)
+    cy, cx = auto.shape[0] // 2, auto.shape[1] // 2
+    lo = float(config.min_search_period)
+    hi = float(min(h, w) * config.max_period_fraction)
+    if hi <= lo + 4:
+        return []
+    radii = np.arange(lo, hi, 0.5, dtype=np.float32)
+    step = np.rad2deg(0.5 / hi)
+    angles = np.arange(-config.max_rotation, config.max_rotation + step / 2, step)
+    a = np.deg2rad(angles).astype(np.float32)[:, None]
+    r = radii[None, :]
+    score = np.zeros((len(angles), len(radii)), np.float32)
+    for turn in (0.0, np.pi / 2):
+        map_x = (cx + r * np.cos(a + turn)).astype(np.float32)
+        map_y = (cy + r * np.sin(a + turn)).astype(np.float32)
+        score += cv2.remap(auto, map_x, map_y, cv2.INTER_LINEAR)
+    # Detrend: the picture's own correlation varies slowly with radius and angle.
+    trend = cv2.blur(score, (31, 31), borderType=cv2.BORDER_REFLECT)
+    detr = score - trend
+    peaks = (detr == cv2.dilate(detr, np.ones((7, 7), np.uint8))) & (detr > 0)
+    ai, ri = np.nonzero(peaks)
+    order = np.argsort(detr[ai, ri])[::-1][:count]
+    out = []
+    for i, j in zip(ai[order], ri[order], strict=True):
+        di = _parabola(detr, i, j, axis=0)
+        dj = _parabola(detr, i, j, axis=1)
+        period = float(lo + 0.5 * (j + dj))
+        angle = float(angles[0] + step * (i + di))
+        out.append(basis(period, angle))
+    return out
+
+
+def _parabola(a: np.ndarray, i: int, j: int, axis: int) -> float:
+    """Sub-sample offset of a 2-D maximum along one axis (0 at the border)."""
+    n = a.shape[axis]
+    k = i if axis == 0 else j
+    if k == 0 or k == n - 1:
+        return 0.0
+    if axis == 0:
+        x0, x1, x2 = a[i - 1, j], a[i, j], a[i + 1, j]
+    else:
+        x0, x1, x2 = a[i, j - 1], a[i, j], a[i, j + 1]
+    denom = x0 - 2 * x1 + x2
+    return float(0.5 * (x0 - x2) / denom) if denom < 0 else 0.0
+
+
+def fold_affine(res: np.ndarray, lattice: np.ndarray, grid: int) -> np.ndarray:
+    """Resample so that the lattice `basis` maps onto a grid x grid tile, then sum
+    every tile onto one. Parts of the canvas outside the picture add zeros."""
+    h, w = res.shape
+    # Image point p = B @ (u, v) / grid, so (u, v) = grid * B^-1 @ p.
+    to_grid = grid * np.linalg.inv(lattice)
+    shrink = float(np.sqrt(abs(np.linalg.det(to_grid))))
+    src = res
+    if shrink < 0.75:
+        # Area-average first so that warping does not alias noise into the band.
+        f = min(1.0, shrink * 1.25)
+        src = cv2.resize(res, (max(1, round(w * f)), max(1, round(h * f))),
+                         interpolation=cv2.INTER_AREA)  # fmt: skip
+        to_grid = to_grid @ np.diag([w / src.shape[1], h / src.shape[0]])
+        h, w = src.shape
+    corners = to_grid @ np.array([[0, w, 0, w], [0, 0, h, h]], dtype=np.float64)
+    lo = np.floor(corners.min(axis=1))
+    size = np.ceil(corners.max(axis=1) - lo).astype(int) + 1
+    out_w, out_h = -(-size[0] // grid) * grid, -(-size[1] // grid) * grid
+    m = np.hstack([to_grid, -lo[:, None]]).astype(np.float64)
+    canvas = cv2.warpAffine(src, m, (int(out_w), int(out_h)), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)  # fmt: skip
+    tile = canvas.reshape(out_h // grid, grid, out_w // grid, grid).sum(axis=(0, 2))
+    # The canvas started at -lo in tile samples: undo it, so the offset found is the
+    # picture origin's position in the tile (as with `fold`).
+    return np.roll(tile, (int(lo[1]) % grid, int(lo[0]) % grid), axis=(0, 1))
 
 
 def fold(res: np.ndarray, period: tuple[float, float], grid: int) -> np.ndarray:
@@ -276,42 +384,73 @@ def _soft_bits(
     return soft
 
 
+def _angle(lattice: np.ndarray) -> float:
+    return float(np.rad2deg(np.arctan2(lattice[1, 0], lattice[0, 0])))
+
+
+def _similar(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(np.max(np.abs(a - b)) < 0.6)
+
+
+_MIRROR = np.diag([1.0, -1.0])
+
+
 def detect_residual(
     res: np.ndarray, frames: int, *, key: bytes, config: WatermarkConfig = WatermarkConfig()
 ) -> WatermarkResult:
-    """Detection on an averaged residual (see `ResidualAccumulator`)."""
+    """Detection on an averaged residual (see `ResidualAccumulator`).
+
+    Geometry: candidate lattices (the embedder's own period, the axis-aligned periods
+    and the rotated, scaled lattices that the autocorrelation shows), each in both
+    orientations (a mirrored copy is a common edit); the best is refined in angle and
+    scale by the sync statistic itself. Every lattice tried, times every cyclic offset,
+    counts as a hypothesis in p_false."""
     bank = pattern_bank(bytes(key), config)
-    candidates = period_candidates(res, config)
-    steps = np.linspace(-REFINE_SPAN, REFINE_SPAN, REFINE_STEPS)
-    # Both orientations are tried (a mirrored copy is a common edit); every period,
-    # orientation and cyclic offset counts as a hypothesis in p_false.
-    hypotheses = 2 * (max(1, len(candidates)) + len(steps) - 1) * bank.grid**2
     views = {False: res, True: np.ascontiguousarray(res[:, ::-1])}
+    tried = 0
 
-    def attempt(period: tuple[float, float], flipped: bool):
-        white, coefs, noise = _whitened(fold(views[flipped], period, bank.grid), bank)
+    def attempt(lattice: np.ndarray, flipped: bool):
+        nonlocal tried
+        tried += 1
+        white, coefs, noise = _whitened(fold_affine(views[flipped], lattice, bank.grid), bank)
         z, offset = _peak(_sync_surface(white, noise, bank))
-        return z, period, offset, coefs, noise, flipped
+        return z, lattice, offset, coefs, noise, flipped
 
+    candidates: list[np.ndarray] = [basis(p) for p in period_candidates(res, config)]
+    for lattice in lattice_candidates(res, config, config.lattice_candidates):
+        if not any(_similar(lattice, c) for c in candidates):
+            candidates.append(lattice)
     best = None
-    for period in candidates:
+    for lattice in candidates:
         for flipped in (False, True):
-            trial = attempt(period, flipped)
+            view_lattice = _MIRROR @ lattice @ _MIRROR if flipped else lattice
+            trial = attempt(view_lattice, flipped)
             if best is None or trial[0] > best[0]:
                 best = trial
     if best is not None:
-        # The autocorrelation peak is good to ~0.5 px; a 0.2 px error already costs a
-        # third of z at 480p (it adds up over the tiles), so refine around the winner.
-        (py, px), flipped = best[1], best[5]
-        for step in steps:
-            if step == 0:
-                continue
-            trial = attempt((py * (1 + step), px * (1 + step)), flipped)
-            if trial[0] > best[0]:
-                best = trial
+        # The autocorrelation gives the period to ~0.3 px and the angle to ~0.2 degree;
+        # a 0.2 px error already costs a third of z at 480p (it adds up over the
+        # tiles), so refine angle and scale around the winner (coordinate search).
+        flipped = best[5]
+        d_angle, d_scale = REFINE_ANGLE, REFINE_SPAN
+        for _ in range(REFINE_ROUNDS):
+            for kind in ("scale", "angle"):
+                for sign in (-1.0, 1.0):
+                    if kind == "scale":
+                        step = np.eye(2) * (1 + sign * d_scale)
+                    else:
+                        a = np.deg2rad(sign * d_angle)
+                        step = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+                    trial = attempt(step @ best[1], flipped)
+                    # A move must gain clearly: noise alone moves z by hundredths.
+                    if trial[0] > best[0] + REFINE_GAIN:
+                        best = trial
+                        break
+            d_angle, d_scale = d_angle / 2, d_scale / 2
+    hypotheses = max(1, tried) * bank.grid**2
     if best is None:
         return WatermarkResult(False, None, 0.0, 1.0, frames, None, hypotheses=hypotheses)
-    z, period, offset, coefs, noise, flipped = best
+    z, lattice, offset, coefs, noise, flipped = best
     z /= max(1.0, _structure_scale(coefs, noise, offset, bank))
     p_sync = sync_p_value(z, hypotheses)
     soft = _soft_bits(coefs, offset, bank, _channel_gain(coefs, noise, offset, bank))
@@ -327,6 +466,7 @@ def detect_residual(
         errors = int(np.sum((soft > 0) != recoded))
         agree = 1 - errors / len(soft)
         confidence = max(0.0, 2 * agree - 1) * (1 - min(1.0, p_false / config.threshold_p) / 2)
+    view_lattice = _MIRROR @ lattice @ _MIRROR if flipped else lattice
     return WatermarkResult(
         found=found,
         payload=payload if found else None,
@@ -337,8 +477,12 @@ def detect_residual(
         p_sync=p_sync,
         sync_z=round(float(z), 3),
         crc_ok=crc_ok,
-        period=(round(float(period[0]), 2), round(float(period[1]), 2)),
+        period=(
+            round(float(np.hypot(*view_lattice[:, 1])), 2),
+            round(float(np.hypot(*view_lattice[:, 0])), 2),
+        ),
         offset=(round(float(offset[0]), 2), round(float(offset[1]), 2)),
+        rotation=round(_angle(view_lattice), 2),
         hypotheses=hypotheses,
         mirrored=flipped,
         soft_bits=soft,
