@@ -180,6 +180,7 @@ def _render(verdict) -> None:
     colour = {
         "trusted": "green",
         "valid-untrusted": "yellow",
+        "invalid": "red",
         "tampered": "red",
         "no-manifest": "dim",
     }[verdict.manifest]
@@ -189,13 +190,11 @@ def _render(verdict) -> None:
     status = "[green]verified[/]" if verdict.verified else "[red]not verified[/]"
     table.add_row("verdict", status)
     table.add_row("manifest", f"[{colour}]{verdict.manifest}[/]")
-    summary = verdict.summary
-    if summary is None and verdict.store_record is not None:
-        from likeness.provenance.manifest import summarize
+    if verdict.validation_state:
+        table.add_row("c2pa state", safe(verdict.validation_state))
+    from likeness.provenance.verify import stored_manifest_fallback
 
-        store = verdict.store_record.manifest_dict()
-        active = (store.get("manifests") or {}).get(store.get("active_manifest") or "")
-        summary = summarize(active) if active else None
+    summary = verdict.summary or stored_manifest_fallback(verdict)
     if summary is not None:
         source = "manifest" if verdict.summary is not None else "stored manifest"
         table.add_row(f"{source} title", safe(summary.title or "-"))

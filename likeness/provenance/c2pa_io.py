@@ -38,10 +38,59 @@ _OTHER_MAGIC = (
 
 @dataclass(frozen=True)
 class Status:
-    """One validation status entry from c2pa (code + explanation)."""
+    """One validation status entry from c2pa: its code, explanation and the JUMBF URL of
+    what it is about (an assertion, a signature, ...)."""
 
     code: str
     explanation: str
+    url: str = ""
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "url": self.url, "explanation": self.explanation}
+
+
+@dataclass(frozen=True)
+class StatusCodes:
+    """c2pa's three lists for one manifest: success, informational, failure."""
+
+    success: list[Status] = field(default_factory=list)
+    informational: list[Status] = field(default_factory=list)
+    failure: list[Status] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "success": [s.to_dict() for s in self.success],
+            "informational": [s.to_dict() for s in self.informational],
+            "failure": [s.to_dict() for s in self.failure],
+        }
+
+
+@dataclass(frozen=True)
+class IngredientResult:
+    """One ingredient assertion anywhere in the manifest store, with what c2pa found
+    now (`deltas`: c2pa-rs's ingredient deltas, problems not already recorded) and what
+    the signer recorded about it when it signed (`recorded`)."""
+
+    uri: str  # JUMBF URI of the ingredient assertion
+    manifest_label: str  # the manifest that lists this ingredient
+    manifest_title: str | None
+    label: str  # the assertion's label, e.g. c2pa.ingredient__1
+    title: str | None
+    relationship: str | None
+    ingredient_manifest: str | None  # label of the ingredient's own manifest, if any
+    deltas: StatusCodes
+    recorded: StatusCodes
+
+    def to_dict(self) -> dict:
+        return {
+            "title": self.title,
+            "relationship": self.relationship,
+            "assertion_uri": self.uri,
+            "in_manifest": self.manifest_title or self.manifest_label,
+            "ingredient_manifest": self.ingredient_manifest,
+            "validation_deltas": self.deltas.to_dict(),
+            "recorded_validation_status": self.recorded.to_dict(),
+        }
 
 
 @dataclass(frozen=True)
@@ -54,6 +103,13 @@ class ReadResult:
     active_label: str | None
     failures: list[Status]
     informational: list[Status]
+    success: list[Status] = field(default_factory=list)
+    ingredients: list[IngredientResult] = field(default_factory=list)
+    reported_state: str | None = None  # validation_state as c2pa gave it (None: absent)
+
+    @property
+    def active_codes(self) -> StatusCodes:
+        return StatusCodes(list(self.success), list(self.informational), list(self.failures))
 
 
 @dataclass(frozen=True)
@@ -250,25 +306,157 @@ def read_manifest(path: Path, *, mime: str, trust_pems: Sequence[bytes] = ()) ->
         raise MediaError(f"cannot read {path}: {err.strerror}") from err
     finally:
         context.close()
+    return parse_store(store)
+
+
+# Status codes c2pa-rs files as success or informational (C2PA 2.x, "Standard Status
+# Codes"); every other code is a failure. Older stores (and the validation status an
+# ingredient assertion records) carry no kind, so it is derived from the code.
+_SUCCESS_SUFFIXES = (".match", ".validated", ".trusted", ".insideValidity", ".notRevoked")
+_INFORMATIONAL = {
+    "signingCredential.ocsp.skipped",
+    "signingCredential.ocsp.inaccessible",
+    "timeStamp.mismatch",
+    "timeStamp.malformed",
+    "timeStamp.outsideValidity",
+    "timeStamp.untrusted",
+    "manifest.unknownProvenance",
+    "manifest.unreferenced",
+    "ingredient.unknownProvenance",
+    "algorithm.deprecated",
+    "timeOfSigning.insideValidity",
+    "timeOfSigning.outsideValidity",
+    "assertion.dataHash.additionalExclusionsPresent",
+    "assertion.bmffHash.additionalExclusionsPresent",
+    "assertion.boxesHash.additionalExclusionsPresent",
+}
+
+
+def status_kind(code: str) -> str:
+    """ "success", "informational" or "failure" for a status code without a kind."""
+    if code in _INFORMATIONAL:
+        return "informational"
+    if code.endswith(_SUCCESS_SUFFIXES) or code == "assertion.accessible":
+        return "success"
+    return "failure"
+
+
+def _status(entry: object) -> Status:
+    data = entry if isinstance(entry, dict) else {}
+    return Status(
+        str(data.get("code", "")), str(data.get("explanation", "")), str(data.get("url") or "")
+    )
+
+
+def _codes(data: object) -> StatusCodes:
+    data = data if isinstance(data, dict) else {}
+
+    def entries(kind: str) -> list[Status]:
+        items = data.get(kind)
+        return [_status(s) for s in items] if isinstance(items, list) else []
+
+    return StatusCodes(entries("success"), entries("informational"), entries("failure"))
+
+
+def _by_kind(statuses: Sequence[Status]) -> StatusCodes:
+    codes = StatusCodes()
+    for status in statuses:
+        getattr(codes, status_kind(status.code)).append(status)
+    return codes
+
+
+def _recorded(ingredient: dict) -> StatusCodes:
+    """What the signer recorded about an ingredient: v3 `validation_results` (kinds
+    given), else the flat `validation_status` list (kinds derived from the codes)."""
+    results = ingredient.get("validation_results")
+    if isinstance(results, dict) and isinstance(results.get("activeManifest"), dict):
+        return _codes(results["activeManifest"])
+    flat = ingredient.get("validation_status")
+    return _by_kind([_status(s) for s in flat]) if isinstance(flat, list) else StatusCodes()
+
+
+def _ingredient_uri(manifest_label: str, assertion_label: str) -> str:
+    return f"self#jumbf=/c2pa/{manifest_label}/c2pa.assertions/{assertion_label}"
+
+
+def parse_store(store: dict) -> ReadResult:
+    """A ReadResult from c2pa's Reader JSON (pure: the conformance tests feed it too)."""
     label = store.get("active_manifest")
-    active = (store.get("manifests") or {}).get(label) if label else None
-    results = (store.get("validation_results") or {}).get("activeManifest") or {}
-
-    def statuses(kind: str) -> list[Status]:
-        return [
-            Status(str(s.get("code", "")), str(s.get("explanation", "")))
-            for s in results.get(kind) or []
-        ]
-
-    # Older stores report only a flat status list; treat a missing state as Invalid
-    # only when there are failures.
-    failures = statuses("failure")
-    state = store.get("validation_state") or ("Invalid" if failures else "Valid")
+    manifests = store.get("manifests") if isinstance(store.get("manifests"), dict) else {}
+    active = manifests.get(label) if label else None
+    results = store.get("validation_results")
+    results = results if isinstance(results, dict) else {}
+    if isinstance(results.get("activeManifest"), dict):
+        active_codes = _codes(results["activeManifest"])
+    else:  # older stores: one flat list, no kinds
+        flat = store.get("validation_status")
+        active_codes = (
+            _by_kind([_status(s) for s in flat]) if isinstance(flat, list) else _codes({})
+        )
+    deltas: dict[str, StatusCodes] = {}
+    for delta in results.get("ingredientDeltas") or []:
+        if isinstance(delta, dict) and delta.get("ingredientAssertionURI"):
+            deltas[str(delta["ingredientAssertionURI"])] = _codes(delta.get("validationDeltas"))
+    ingredients: list[IngredientResult] = []
+    seen: set[str] = set()
+    for manifest_label, manifest in manifests.items():
+        if not isinstance(manifest, dict):
+            continue
+        for number, ingredient in enumerate(manifest.get("ingredients") or []):
+            if not isinstance(ingredient, dict):
+                continue
+            assertion = str(ingredient.get("label") or "")
+            if not assertion:
+                assertion = "c2pa.ingredient" + (f"__{number}" if number else "")
+            uri = _ingredient_uri(manifest_label, assertion)
+            seen.add(uri)
+            own = ingredient.get("active_manifest")
+            ingredients.append(
+                IngredientResult(
+                    uri=uri,
+                    manifest_label=str(manifest_label),
+                    manifest_title=manifest.get("title"),
+                    label=assertion,
+                    title=ingredient.get("title"),
+                    relationship=ingredient.get("relationship"),
+                    ingredient_manifest=str(own) if own else None,
+                    deltas=deltas.get(uri, StatusCodes()),
+                    recorded=_recorded(ingredient),
+                )
+            )
+    for uri, codes in deltas.items():  # a delta for an ingredient the JSON does not list
+        if uri not in seen:
+            holder = uri.removeprefix("self#jumbf=/c2pa/").split("/c2pa.assertions/")
+            ingredients.append(
+                IngredientResult(
+                    uri=uri,
+                    manifest_label=holder[0],
+                    manifest_title=None,
+                    label=holder[-1],
+                    title=None,
+                    relationship=None,
+                    ingredient_manifest=None,
+                    deltas=codes,
+                    recorded=StatusCodes(),
+                )
+            )
+    reported = store.get("validation_state")
+    failures = active_codes.failure
+    # No state given (older stores): Invalid if anything but an untrusted signer failed.
+    state = reported or (
+        "Invalid"
+        if any(s.code != "signingCredential.untrusted" for s in failures)
+        or any(i.deltas.failure for i in ingredients)
+        else "Valid"
+    )
     return ReadResult(
         state=str(state),
         store=store,
         active=active,
         active_label=label,
-        failures=failures,
-        informational=statuses("informational"),
+        failures=list(failures),
+        informational=list(active_codes.informational),
+        success=list(active_codes.success),
+        ingredients=ingredients,
+        reported_state=str(reported) if reported else None,
     )

@@ -23,7 +23,6 @@ import datetime as dt
 import hashlib
 import os
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -389,9 +388,3 @@ def export_trust(out: Path) -> Path:
     with atomic_output(Path(out)) as tmp:
         tmp.write_bytes(data)
     return Path(out)
-
-
-def iter_private_files() -> Iterator[Path]:
-    """Files whose bytes must never appear in output (tests search for them)."""
-    for name in (SIGNER_KEY, WATERMARK_SECRET):
-        yield keys_dir() / name

@@ -45,8 +45,6 @@ from likeness.provenance.manifest import (
 )
 from likeness.provenance.store import Store, payload_to_hex, sha256_file
 
-VIDEO_SUFFIXES = (".mp4", ".m4v")
-
 
 @dataclass(frozen=True)
 class SignResult:
@@ -75,13 +73,6 @@ class SignResult:
 # ---------------------------------------------------------------- checks
 
 
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
-
-
 def _check_source(path: Path) -> Path:
     """Exists, is a regular readable file, not empty, within the size limit."""
     from likeness.media import check_input_file
@@ -99,19 +90,11 @@ def _check_decodable(path: Path) -> None:
 
 
 def _check_target(target: Path, inputs: Sequence[Path]) -> Path:
-    """Refuse early what `atomic_output` would refuse late (after the encoding work)."""
-    target = Path(target)
-    for source in inputs:
-        if _same(source, target):
-            raise OutputError(f"output {target} is also an input; choose another output name")
-    folder = target.parent
-    if not folder.is_dir():
-        raise OutputError(f"output folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"output folder {folder} is not writable")
-    if target.is_dir():
-        raise OutputError(f"output {target} is a folder")
-    return target
+    """Refuse early what `atomic_output` would refuse late (after the encoding work),
+    with the one check every writer uses (it also refuses symlinked targets)."""
+    from likeness.media import check_output_path
+
+    return check_output_path(Path(target), [Path(p) for p in inputs])
 
 
 def _check_suffix(target: Path, mime: str) -> None:

@@ -2,10 +2,15 @@
 
 Three independent witnesses, each with its reasons:
 
-- the C2PA manifest (read with c2pa, validated against the trust anchors passed in):
+- the C2PA manifest (read with c2pa-rs, validated against the trust anchors passed in):
   `trusted` (valid, and the signer chains to a given anchor), `valid-untrusted` (valid,
-  but no given anchor vouches for the signer), `tampered` (a manifest is there but its
-  hashes or signature fail), `no-manifest`;
+  but no given anchor vouches for the signer), `tampered` (a hash a signed claim holds
+  no longer matches: the content, an assertion or an ingredient's manifest changed after
+  signing), `invalid` (a manifest is there but vouches for nothing: a signature that
+  does not validate, an expired, revoked or unusable certificate, a missing ingredient
+  manifest, a broken rule), `no-manifest`. The verdict is never more favourable than
+  c2pa-rs's own `validation_state`; each status code behind it becomes a named finding
+  (`Finding`, e.g. `certificate-expired`), for the active manifest and per ingredient;
 - the watermark, detected with the local watermark key (only files marked with this
   installation's key can be found: the key is secret);
 - the local store, looked up by the watermark payload, else by the file's sha256.
@@ -17,7 +22,7 @@ anchor you chose" and the same file reads `valid-untrusted` without one.
 `verified` is true when the manifest is trusted, or when the watermark was found AND
 the store holds the record it points to (a file whose manifest was stripped by
 re-encoding still traces back to the manifest it was signed with), but never when a
-manifest is there and fails (the content changed after signing).
+manifest is there and fails (`tampered` or `invalid`).
 """
 
 from __future__ import annotations
@@ -34,11 +39,198 @@ from likeness.provenance.store import Record, Store, payload_to_hex, sha256_file
 
 TRUSTED = "trusted"
 VALID_UNTRUSTED = "valid-untrusted"
+INVALID = "invalid"
 TAMPERED = "tampered"
 NO_MANIFEST = "no-manifest"
+VERDICTS = (TRUSTED, VALID_UNTRUSTED, INVALID, TAMPERED, NO_MANIFEST)
 
-# c2pa reports these for a valid signature by a signer outside the trust anchors.
-_UNTRUSTED_CODES = {"signingCredential.untrusted"}
+# Findings: what a C2PA status code means, in one word a person and a script can use.
+CONTENT_CHANGED = "content-changed"
+ASSERTION_EDITED = "assertion-edited"
+INGREDIENT_CHANGED = "ingredient-manifest-changed"
+BINDING_BROKEN = "binding-unverifiable"
+SIGNATURE_BROKEN = "signature-broken"
+CERT_EXPIRED = "certificate-expired"
+CERT_REVOKED = "certificate-revoked"
+CERT_INVALID = "certificate-invalid"
+CERT_UNTRUSTED = "certificate-untrusted"
+MANIFEST_MISSING = "ingredient-manifest-missing"
+MALFORMED = "manifest-malformed"
+TIMESTAMP = "timestamp-problem"
+FAILED = "validation-failed"
+
+# Findings that prove a change after signing: a hash that a signed claim holds no longer
+# matches what it covers. Only these make a manifest `tampered`; other failures (a
+# signature that does not validate, an expired or revoked certificate, a missing
+# ingredient manifest) leave it `invalid`: it vouches for nothing, but shows no edit.
+TAMPER_FINDINGS = frozenset({CONTENT_CHANGED, ASSERTION_EDITED, INGREDIENT_CHANGED})
+
+_EXACT = {
+    "assertion.dataHash.mismatch": CONTENT_CHANGED,
+    "assertion.bmffHash.mismatch": CONTENT_CHANGED,
+    "assertion.boxesHash.mismatch": CONTENT_CHANGED,
+    "assertion.boxesHash.unknownBox": CONTENT_CHANGED,
+    "assertion.collectionHash.mismatch": CONTENT_CHANGED,
+    "assertion.hashedURI.mismatch": ASSERTION_EDITED,
+    "assertion.missing": ASSERTION_EDITED,
+    "assertion.undeclared": ASSERTION_EDITED,
+    "assertion.outsideManifest": ASSERTION_EDITED,
+    "ingredient.hashedURI.mismatch": INGREDIENT_CHANGED,
+    "ingredient.manifest.mismatch": INGREDIENT_CHANGED,
+    "ingredient.claimSignature.mismatch": INGREDIENT_CHANGED,
+    "claimSignature.mismatch": SIGNATURE_BROKEN,
+    "claimSignature.missing": SIGNATURE_BROKEN,
+    "signingCredential.expired": CERT_EXPIRED,
+    "claimSignature.outsideValidity": CERT_EXPIRED,
+    "signingCredential.ocsp.revoked": CERT_REVOKED,
+    "signingCredential.invalid": CERT_INVALID,
+    "signingCredential.ocsp.unknown": CERT_INVALID,
+    "algorithm.unsupported": CERT_INVALID,
+    "signingCredential.untrusted": CERT_UNTRUSTED,
+    "claim.missing": MANIFEST_MISSING,
+    "ingredient.manifest.missing": MANIFEST_MISSING,
+    "ingredient.claimSignature.missing": MANIFEST_MISSING,
+    "manifest.inaccessible": MANIFEST_MISSING,
+    "general.error": FAILED,
+}
+_PREFIXES = (
+    ("timeStamp.", TIMESTAMP),
+    ("claim.", MALFORMED),
+    ("manifest.", MALFORMED),
+    ("assertion.", MALFORMED),  # cbor/json invalid, required missing, action rules ...
+    ("ingredient.", MALFORMED),
+    ("signingCredential.", CERT_INVALID),
+    ("algorithm.", CERT_INVALID),
+)
+
+_TEXT = {
+    CONTENT_CHANGED: "the content changed after signing: its hash no longer matches the manifest",
+    ASSERTION_EDITED: "an assertion was changed after signing",
+    INGREDIENT_CHANGED: "an ingredient's manifest was changed after this one was signed",
+    BINDING_BROKEN: "the content hash cannot be checked: the manifest's exclusions do not "
+    "match where the manifest sits in the file (written wrongly, or bytes moved)",
+    SIGNATURE_BROKEN: "the signature does not validate: the manifest cannot be attributed "
+    "to anyone (its claim or signature was altered, or it was signed wrongly)",
+    CERT_EXPIRED: "the signing certificate had expired (no trusted timestamp shows it was "
+    "signed while valid)",
+    CERT_REVOKED: "the signing certificate was revoked",
+    CERT_INVALID: "the signing certificate or algorithm is not acceptable for C2PA",
+    CERT_UNTRUSTED: "the signer chains to no given trust anchor",
+    MANIFEST_MISSING: "a manifest it refers to (an ingredient's) is missing",
+    MALFORMED: "the manifest breaks a C2PA rule",
+    TIMESTAMP: "the signature's timestamp does not check out (the signing time is unproven)",
+    FAILED: "validation failed",
+}
+
+# Informational codes that are routine and say nothing about this file.
+_QUIET = {"signingCredential.ocsp.skipped", "ingredient.unknownProvenance"}
+
+
+def finding_kind(code: str, explanation: str = "") -> str:
+    """The finding a C2PA status code stands for (FAILED for codes we do not know)."""
+    if code == "assertion.dataHash.mismatch" and "exclusion" in explanation.lower():
+        return BINDING_BROKEN
+    if code in _EXACT:
+        return _EXACT[code]
+    for prefix, kind in _PREFIXES:
+        if code.startswith(prefix):
+            return kind
+    return FAILED
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing c2pa found wrong (or worth saying) about the manifest or an ingredient."""
+
+    finding: str
+    code: str
+    explanation: str
+    url: str
+    severity: str  # "failure" | "informational"
+    ingredient: str | None = None  # ingredient title; None: the active manifest
+    recorded: bool = False  # recorded by the signer when it signed (not found now)
+
+    @property
+    def where(self) -> str:
+        if self.ingredient is None:
+            return "active manifest"
+        return f"ingredient {self.ingredient}"
+
+    def text(self) -> str:
+        what = _TEXT.get(self.finding, self.finding)
+        if self.finding == ASSERTION_EDITED and "c2pa.assertions/" in self.url:
+            what += f" ({self.url.rsplit('c2pa.assertions/', 1)[-1]})"
+        if self.ingredient is None:
+            return f"{what} [{self.code}]"
+        when = "recorded by the signer" if self.recorded else "found now"
+        return f"ingredient {self.ingredient}: {what} [{self.code}, {when}]"
+
+    def to_dict(self) -> dict:
+        return {
+            "finding": self.finding,
+            "code": self.code,
+            "severity": self.severity,
+            "where": "ingredient" if self.ingredient is not None else "active_manifest",
+            "ingredient": self.ingredient,
+            "recorded_at_signing": self.recorded,
+            "url": self.url,
+            "explanation": self.explanation,
+        }
+
+
+def _findings(
+    statuses: Sequence[c2pa_io.Status],
+    severity: str,
+    ingredient: str | None = None,
+    recorded: bool = False,
+) -> list[Finding]:
+    out = []
+    for status in statuses:
+        if severity == "informational" and status.code in _QUIET:
+            continue
+        out.append(
+            Finding(
+                finding_kind(status.code, status.explanation),
+                status.code,
+                status.explanation,
+                status.url,
+                severity,
+                ingredient,
+                recorded,
+            )
+        )
+    return out
+
+
+def manifest_findings(result: c2pa_io.ReadResult) -> list[Finding]:
+    """Every failure (and every telling informational code) of the active manifest,
+    then per ingredient: what c2pa finds now, then what the signer recorded."""
+    found = _findings(result.failures, "failure")
+    found += _findings(result.informational, "informational")
+    for ing in result.ingredients:
+        name = ing.title or ing.label
+        found += _findings(ing.deltas.failure, "failure", name)
+        found += _findings(ing.deltas.informational, "informational", name)
+        now = {s.code for s in ing.deltas.failure}
+        recorded = [s for s in ing.recorded.failure if s.code not in now]
+        found += _findings(recorded, "failure", name, recorded=True)
+    return found
+
+
+def manifest_verdict(result: c2pa_io.ReadResult, findings: Sequence[Finding]) -> str:
+    """trusted / valid-untrusted / invalid / tampered, never more favourable than
+    c2pa's validation_state: Invalid is never valid, Valid is never trusted, and any
+    failure c2pa finds now (active manifest or ingredient delta) other than an untrusted
+    signer makes the manifest invalid even where a state says otherwise. What a signer
+    recorded about an ingredient when it signed is reported but, as in c2pa-rs, does not
+    change the verdict."""
+    current = [f for f in findings if f.severity == "failure" and not f.recorded]
+    failing = [f for f in current if f.finding != CERT_UNTRUSTED]
+    if result.state not in ("Trusted", "Valid") or failing:
+        return TAMPERED if any(f.finding in TAMPER_FINDINGS for f in failing) else INVALID
+    if result.state == "Trusted" and not any(f.finding == CERT_UNTRUSTED for f in current):
+        return TRUSTED
+    return VALID_UNTRUSTED
 
 
 @dataclass
@@ -51,6 +243,9 @@ class Verdict:
     store_record: Record | None = None
     store_match: str | None = None  # "payload" | "sha256"
     sha256: str = ""
+    validation_state: str | None = None  # c2pa-rs's own word: Trusted | Valid | Invalid
+    findings: list[Finding] = field(default_factory=list)
+    status_codes: dict | None = None  # every status code c2pa reported, as c2pa put it
 
     @property
     def watermark_found(self) -> bool:
@@ -60,9 +255,10 @@ class Verdict:
     def verified(self) -> bool:
         if self.manifest == TRUSTED:
             return True
-        # A tampered manifest means the content changed after signing: a watermark that
-        # survived the edit must not vouch for the edited file.
-        if self.manifest == TAMPERED:
+        # A failing manifest (content or manifest changed after signing, or a signature
+        # or certificate that vouches for nothing): a watermark that survived must not
+        # vouch for the file.
+        if self.manifest in (TAMPERED, INVALID):
             return False
         return self.watermark_found and self.store_match == "payload"
 
@@ -76,12 +272,15 @@ class Verdict:
             "path": str(self.path),
             "verified": self.verified,
             "manifest": self.manifest,
+            "validation_state": self.validation_state,
+            "findings": [f.to_dict() for f in self.findings],
             "reasons": list(self.reasons),
             "manifest_summary": self.summary.to_dict() if self.summary else None,
             "watermark": watermark,
             "store_match": self.store_match,
             "store_record": self.store_record.to_dict() if self.store_record else None,
             "sha256": self.sha256,
+            "status_codes": self.status_codes,
         }
 
 
@@ -149,29 +348,61 @@ def _manifest_verdict(verdict: Verdict, path: Path, trust_pems: Sequence[bytes])
         return None
     if result.active is not None:
         verdict.summary = summarize(result.active)
-    signer = verdict.summary.signer if verdict.summary else None
-    if result.state == "Trusted":
-        verdict.manifest = TRUSTED
+    signer = (verdict.summary.signer if verdict.summary else None) or "unknown"
+    findings = manifest_findings(result)
+    verdict.findings = findings
+    verdict.validation_state = result.reported_state
+    verdict.status_codes = {
+        "validation_state": result.reported_state,
+        "active_manifest": result.active_codes.to_dict(),
+        "ingredients": [ing.to_dict() for ing in result.ingredients],
+    }
+    verdict.manifest = manifest_verdict(result, findings)
+    state = result.reported_state or "not given"
+    if verdict.manifest == TRUSTED:
         verdict.reasons.append(
-            f"manifest valid and its signer ({signer or 'unknown'}) chains to a given trust anchor"
+            f"manifest valid and its signer ({signer}) chains to a given trust anchor"
         )
-    elif result.state == "Valid" or (
-        result.failures and {s.code for s in result.failures} <= _UNTRUSTED_CODES
-    ):
-        verdict.manifest = VALID_UNTRUSTED
+    elif verdict.manifest == VALID_UNTRUSTED:
         hint = "" if trust_pems else "; pass the signer's root with --trust"
         verdict.reasons.append(
-            f"manifest valid, but its signer ({signer or 'unknown'}) chains to no given "
-            f"trust anchor{hint}"
+            f"manifest valid, but its signer ({signer}) chains to no given trust anchor{hint}"
+        )
+    elif verdict.manifest == TAMPERED:
+        verdict.reasons.append(
+            f"manifest tampered: content or manifest changed after signing (c2pa: {state})"
         )
     else:
-        verdict.manifest = TAMPERED
-        failures = [s for s in result.failures if s.code not in _UNTRUSTED_CODES]
-        for status in failures[:5] or result.failures[:5]:
-            verdict.reasons.append(f"manifest check failed: {status.code}: {status.explanation}")
-        if not result.failures:
-            verdict.reasons.append(f"manifest validation state is {result.state}")
+        verdict.reasons.append(
+            f"manifest invalid: it vouches for nothing, though no edit is shown (c2pa: {state})"
+        )
+    untrusted: list[str] = []
+    for finding in findings:
+        if finding.finding == CERT_UNTRUSTED:
+            if finding.ingredient is not None and finding.ingredient not in untrusted:
+                untrusted.append(finding.ingredient)
+            continue  # the active signer's is said above, in the verdict's own line
+        verdict.reasons.append(finding.text())
+    if untrusted:
+        verdict.reasons.append(
+            f"ingredient signers that chain to no given trust anchor: {', '.join(untrusted)} "
+            "[signingCredential.untrusted]"
+        )
     return verdict.summary.soft_binding_hex if verdict.summary else None
+
+
+def stored_manifest_fallback(verdict: Verdict) -> ManifestSummary | None:
+    """The summary of the manifest the store kept for this file, when the file's own is
+    gone (re-encoded, stripped) and the watermark or hash led to a store record; None
+    when the file has its own manifest summary, or there is no record to fall back on.
+    Callers show it marked as coming from the store, never as the file's manifest."""
+    record = verdict.store_record
+    if verdict.summary is not None or record is None:
+        return None
+    store = record.manifest_dict()
+    manifests = store.get("manifests") if isinstance(store.get("manifests"), dict) else {}
+    active = manifests.get(store.get("active_manifest") or "")
+    return summarize(active) if isinstance(active, dict) else None
 
 
 def _watermark(verdict: Verdict, path: Path, max_frames: int) -> None:
