@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from likeness.provenance.watermark.config import WatermarkConfig
-from likeness.provenance.watermark.embed import luma
+from likeness.provenance.watermark.embed import HIGHPASS_SIGMA, LOCAL_WINDOW, luma
 from likeness.provenance.watermark.pattern import PatternBank, pattern_bank, period_for
 from likeness.provenance.watermark.payload import (
     Payload,
@@ -22,14 +22,12 @@ from likeness.provenance.watermark.payload import (
 )
 from likeness.provenance.watermark.stats import sync_p_value, with_check_bits
 
-HIGHPASS_SIGMA = 3.0  # pixels: removes the smooth picture, keeps the watermark band
 NOISE_WINDOW = 11  # frequency window (coefficients) for the local noise estimate
 REFINE_SPAN = 0.004  # first relative scale step around the best candidate (0.5 px at 120)
 REFINE_ANGLE = 0.16  # first angle step, degrees
 REFINE_ROUNDS = 4  # each round halves both steps
 REFINE_GAIN = 0.1  # z a refinement step must add to be taken
 GAIN_BINS = 4  # radius bins of the channel-gain estimate
-LOCAL_WINDOW = 15  # pixels: window of the local residual energy used to weight pixels
 
 
 @dataclass

@@ -12,6 +12,10 @@ from likeness.provenance.watermark.pattern import pattern_bank, period_for
 from likeness.provenance.watermark.payload import Payload, encode_payload
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+# The detector's residual: luma minus a Gaussian blur of this sigma (pixels), divided by
+# the local residual level over this window. The embedder's region strength follows it.
+HIGHPASS_SIGMA = 3.0
+LOCAL_WINDOW = 15
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:
@@ -39,7 +43,7 @@ def markable(rgb: np.ndarray, config: WatermarkConfig) -> np.ndarray:
 
 
 class Embedder:
-    """Adds the keyed tile (sync + payload) to luma, shaped by local activity.
+    """Adds the keyed tile (sync + payload) to luma, stronger where the host is smooth.
 
     The same offset goes to R, G and B, so chroma is untouched and the luma change equals
     the offset. Strength is set per frame so that the rounded, clipped output has
@@ -65,19 +69,30 @@ class Embedder:
             self._cache = ((height, width), np.tile(tile, reps)[:height, :width].copy())
         return self._cache[1]
 
-    def _mask(self, y: np.ndarray) -> np.ndarray:
-        """Local activity (std in 5x5, smoothed), mixed with 1 by mask_strength.
+    def _mask(self, rgb: np.ndarray) -> np.ndarray:
+        """Strength per region, informed by the host: (local residual level)^-gamma,
+        smoothed, unit RMS, clipped to [0.25, 3].
 
-        Texture hides the signal, flat areas show it, so the strength follows activity;
-        the +4 floor keeps some signal in flat regions (detection needs it everywhere)."""
-        strength = self.config.mask_strength
-        if strength <= 0:
-            return np.ones_like(y)
-        mean = cv2.blur(y, (5, 5))
-        var = np.maximum(cv2.blur(y * y, (5, 5)) - mean * mean, 0)
-        act = cv2.blur(np.sqrt(var), (9, 9)) + 4.0
-        act /= float(act.mean())
-        return (1 - strength) + strength * np.clip(act, 0.2, 4.0)
+        The detector divides its high-pass residual by the local residual level (the
+        locally matched filter), so a unit of mark in a flat or smooth region is worth
+        more there than in texture, where the host's own residual drowns it; x264 also
+        keeps smooth regions' low frequencies. Measured on still 256 px clips (12
+        frames): gamma 0.5 lifts z after CRF 28 from 5.2 to 7.4 (photo) and from 5.7
+        to 8.1 (photo + moving disc), for SSIM 0.957 instead of 0.974 at the same PSNR.
+        Computed at half resolution or less (it is smooth): a few ms at 720p."""
+        gamma = self.config.mask_strength
+        h, w = rgb.shape[:2]
+        f = max(1, round(min(h, w) / 256))
+        small = luma(cv2.resize(rgb, (max(1, w // (2 * f)), max(1, h // (2 * f))),
+                                interpolation=cv2.INTER_AREA))  # fmt: skip
+        sigma = HIGHPASS_SIGMA / (2 * f)
+        r = small - cv2.GaussianBlur(small, (0, 0), sigma)
+        win = max(3, round(LOCAL_WINDOW / (2 * f)) | 1)
+        level = cv2.blur(r * r, (win, win)) + 4.0
+        mask = cv2.blur(level ** (-gamma / 2), (win, win))
+        mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
+        mask /= max(float(np.sqrt(np.mean(mask * mask))), 1e-12)
+        return np.clip(mask, 0.25, 3.0)
 
     def embed(self, rgb: np.ndarray) -> np.ndarray:
         """The marked frame; a frame below `config.min_side` comes back enlarged to it."""
@@ -86,7 +101,7 @@ class Embedder:
         rgb = markable(rgb, self.config)
         h, w = rgb.shape[:2]
         pattern = self.pattern(h, w)
-        signal = self._mask(luma(rgb)) * pattern if self.config.mask_strength > 0 else pattern
+        signal = self._mask(rgb) * pattern if self.config.mask_strength > 0 else pattern
         target = 255.0**2 / 10 ** (self.config.psnr_db / 10)
         gain = math.sqrt(target / max(float(np.mean(signal * signal)), 1e-12))
         # Clipping in saturated areas lowers the error; making up for it elsewhere is
