@@ -414,8 +414,16 @@ def detect_residual(
         z, offset = _peak(_sync_surface(white, noise, bank))
         return z, lattice, offset, coefs, noise, flipped
 
-    candidates: list[np.ndarray] = [basis(p) for p in period_candidates(res, config)]
-    for lattice in lattice_candidates(res, config, config.lattice_candidates):
+    periods = period_candidates(res, config)
+    candidates: list[np.ndarray] = [basis(p) for p in periods]
+    lattices = lattice_candidates(res, config, config.lattice_candidates)
+    # In a small frame (2-3 tiles) the angle is read well but the period peak can rank
+    # below the picture's own structure: the embedder's period is tried at every angle.
+    angles: list[float] = []
+    for lattice in lattices:
+        if all(abs(_angle(lattice) - a) > 0.3 for a in angles):
+            angles.append(_angle(lattice))
+    for lattice in [*lattices, *(basis(periods[0], a) for a in angles[:3])]:
         if not any(_similar(lattice, c) for c in candidates):
             candidates.append(lattice)
     best = None
