@@ -3,6 +3,8 @@ the changed pixels, the change is real, and the same seed makes the same fake.""
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -35,6 +37,7 @@ PHOTOS = ("st-people0.png", "gf-015270.jpg")  # a woman and a man, frontal portr
 def check_forgery(fake: Forgery, target: np.ndarray, family: str) -> dict:
     """The invariants every family keeps; returns a few figures for further checks."""
     assert isinstance(fake, Forgery) and fake.family == family
+    json.dumps(fake.params)  # recorded in the fakes manifest
     assert fake.image.shape == target.shape and fake.image.dtype == np.uint8
     assert fake.mask.shape == target.shape[:2] and fake.mask.dtype == np.float32
     assert fake.mask.min() >= 0.0 and fake.mask.max() <= 1.0 and fake.mask.max() > 0.2

@@ -5,6 +5,14 @@ manifest, and calls `make_forgery` for the pure families (numpy in, numpy out). 
 "reenact" family needs the generator, which this layer never runs (DESIGN.md: datasets
 runs no model): the pipeline renders it and hands the output to `paste_generated`, so
 its crops come back as a `Forgery` with a mask like every other family's.
+
+Choosing donors (swap, lipsync):
+- From the target's own split, always: a swap shows the donor's face, so a donor from
+  another split would put that identity's face into this split.
+- swap: another identity, ideally of similar head pose (|yaw| difference under about
+  20 degrees: larger turns fold the warp's triangles) and any image size.
+- lipsync: another frame of the same clip (a different mouth on the same person, the
+  real Wav2Lip case) or another person; pose matters less (only the lower face moves).
 """
 
 from __future__ import annotations

@@ -257,21 +257,3 @@ def unsharp(rgb: np.ndarray, sigma: float, amount: float) -> np.ndarray:
     """Unsharp mask: rgb + amount * (rgb - blur(rgb)), uint8."""
     blurred = cv2.GaussianBlur(rgb, (0, 0), max(sigma, 0.3))
     return cv2.addWeighted(rgb, 1 + amount, blurred, -amount, 0)
-
-
-def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """2x3 least-squares similarity (rotation, uniform scale, shift) taking the points
-    `src` (K, 2) onto `dst` (K, 2) (Umeyama 1991, no reflection)."""
-    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
-    ms, md = src.mean(0), dst.mean(0)
-    a, b = src - ms, dst - md
-    cov = b.T @ a / len(src)
-    u, s, vt = np.linalg.svd(cov)
-    d = np.eye(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[1, 1] = -1
-    rot = u @ d @ vt
-    var = (a**2).sum() / len(src)
-    scale = float(np.trace(np.diag(s) @ d) / max(var, 1e-12))
-    lin = scale * rot
-    return np.hstack([lin, (md - lin @ ms)[:, None]])
