@@ -257,3 +257,26 @@ def unsharp(rgb: np.ndarray, sigma: float, amount: float) -> np.ndarray:
     """Unsharp mask: rgb + amount * (rgb - blur(rgb)), uint8."""
     blurred = cv2.GaussianBlur(rgb, (0, 0), max(sigma, 0.3))
     return cv2.addWeighted(rgb, 1 + amount, blurred, -amount, 0)
+
+
+def shrink_to(image: np.ndarray, face: float, wanted: float) -> tuple[np.ndarray, float]:
+    """A donor image brought down (INTER_AREA) so its face is about `wanted` pixels,
+    when it is more than a quarter larger; warping a large face straight down to a
+    small one with bilinear sampling would alias, which no real fake does.
+
+    Args:
+        image: h x w x 3 uint8.
+        face: its face size in pixels (`face_size` of its landmarks).
+        wanted: the face size to bring it to (the target's).
+    Returns:
+        (the image, the factor its landmark coordinates must be multiplied by; 1.0 when
+        it was left as it was).
+    """
+    if face <= 1.25 * wanted or wanted <= 0:
+        return image, 1.0
+    factor = wanted / face
+    h, w = image.shape[:2]
+    size = (max(1, int(round(w * factor))), max(1, int(round(h * factor))))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    # The factor actually applied, per axis the same to within a pixel; use x's.
+    return small, size[0] / w

@@ -123,8 +123,10 @@ def lip_sync(
     # line and the nose only, so the outline is the target's (no donor background
     # inside the jaw) while the lips keep the donor's shape (the new mouth).
     anchors = _anchors(target_lm)
-    t_anchor, d_anchor = fg.points(target_lm, anchors), fg.points(donor_lm, anchors)
-    warped, valid = piecewise_affine(donor, d_anchor, t_anchor, (h, w))
+    src, shrink = fg.shrink_to(donor, fg.face_size(donor_lm), size)
+    t_anchor = fg.points(target_lm, anchors)
+    d_anchor = fg.points(donor_lm, anchors) * np.float32(shrink)
+    warped, valid = piecewise_affine(src, d_anchor, t_anchor, (h, w))
 
     top = float(rng.uniform(*cfg.jaw_top))
     region = _jaw_region((h, w), target_lm, top)

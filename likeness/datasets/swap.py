@@ -168,14 +168,12 @@ def face_swap(
     t_pts, d_pts = fg.all_points(target_lm), fg.all_points(donor_lm)
     size = fg.face_size(target_lm)
 
-    src = donor
     params: dict = {"donor_size": (int(donor.shape[1]), int(donor.shape[0]))}
+    src, shrink = fg.shrink_to(donor, fg.face_size(donor_lm), size)
+    d_pts = d_pts * np.float32(shrink)
     if rng.random() < cfg.lowres_prob:
-        # The scale is of the donor's face, so that the render size does not depend on
-        # how big the donor image is.
-        d_size = fg.face_size(donor_lm)
-        factor = float(rng.uniform(*cfg.lowres_scale)) * min(1.0, size / max(d_size, 1.0))
-        src = fg.resample(donor, factor, cv2.INTER_AREA, cv2.INTER_CUBIC)
+        factor = float(rng.uniform(*cfg.lowres_scale))
+        src = fg.resample(src, factor, cv2.INTER_AREA, cv2.INTER_CUBIC)
         params["lowres"] = factor
     warped, valid = piecewise_affine(src, d_pts, t_pts, (h, w), cfg.min_triangle_area)
 
