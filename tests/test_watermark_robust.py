@@ -1,0 +1,251 @@
+"""Watermark robustness (issue 14): still and textured content, rotation with scale, crop
+and compression, small frames, false positives on rotated and rescaled unmarked clips,
+and `watermark embed` refusing an output whose mark does not read back.
+
+Clips are small (12-16 frames) so that every test takes a few seconds on two cores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from likeness.provenance.watermark import (
+    Embedder,
+    Payload,
+    WatermarkConfig,
+    detect_file,
+    detect_frames,
+    embed_file,
+)
+from tests.test_watermark import KEY, PAYLOAD, crop_10, even, synthetic_frames, x264
+
+CONFIG = WatermarkConfig()
+
+
+def rotate(frames: list[np.ndarray], degrees: float) -> list[np.ndarray]:
+    """Turn about the centre, same size, black corners."""
+    h, w = frames[0].shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    return [cv2.warpAffine(f, m, (w, h), flags=cv2.INTER_LINEAR) for f in frames]
+
+
+def scale(frames: list[np.ndarray], factor: float) -> list[np.ndarray]:
+    h, w = frames[0].shape[:2]
+    size = (round(w * factor) // 2 * 2, round(h * factor) // 2 * 2)
+    return [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
+
+
+def still_texture(size: int = 256, n: int = 12, seed: int = 0) -> list[np.ndarray]:
+    """Random texture (fine grain plus coarser blobs, std about 30 grey levels), no motion."""
+    rng = np.random.default_rng(seed)
+    fine = rng.normal(0, 24, (size, size, 3))
+    coarse = cv2.GaussianBlur(rng.normal(0, 60, (size, size, 3)), (0, 0), 4.0)
+    image = np.clip(128 + fine + coarse, 0, 255).astype(np.uint8)
+    return [image.copy() for _ in range(n)]
+
+
+def still_photo(size: int = 256, n: int = 12) -> list[np.ndarray]:
+    from skimage import data
+
+    image = cv2.resize(data.astronaut(), (size, size), interpolation=cv2.INTER_AREA)
+    return [image.copy() for _ in range(n)]
+
+
+def write_video(path: Path, frames: list[np.ndarray], crf: int = 18) -> Path:
+    from likeness.media import VideoWriter
+
+    with VideoWriter(path, 25, crf=crf, preset="veryfast") as writer:
+        for frame in frames:
+            writer.write(frame)
+    return path
+
+
+def read_video(path: Path) -> list[np.ndarray]:
+    from likeness.media import iter_frames
+
+    return [f.image for f in iter_frames(path)]
+
+
+def assert_payload(result, payload: Payload = PAYLOAD) -> None:
+    assert result.found, result.to_dict()
+    assert result.payload == payload
+    assert result.p_false <= CONFIG.threshold_p
+
+
+@pytest.fixture(scope="module")
+def marked480() -> list[np.ndarray]:
+    embedder = Embedder(KEY, PAYLOAD, CONFIG)
+    return [embedder.embed(f) for f in synthetic_frames(12, 480, seed=1)]
+
+
+# ---------------------------------------------------------------- still content
+
+
+KNOWN_LIMIT = "issue 14: not carried at 42 dB yet (see the closing note)"
+
+
+@pytest.mark.parametrize(
+    "clip",
+    [
+        pytest.param(still_texture, id="texture"),
+        pytest.param(
+            still_photo, id="photo", marks=pytest.mark.xfail(reason=KNOWN_LIMIT, strict=True)
+        ),
+    ],
+)
+def test_still_clip_reads_back_and_survives_crf28(tmp_path: Path, clip):
+    src = write_video(tmp_path / "still.mp4", clip())
+    dst = tmp_path / "still.marked.mp4"
+    report = embed_file(src, dst, key=KEY, payload=PAYLOAD, read_back=True)
+    assert abs(report.mean_psnr - CONFIG.psnr_db) <= 0.5
+    assert_payload(detect_file(dst, key=KEY))
+    assert_payload(detect_frames(x264(read_video(dst), 28), key=KEY))
+
+
+def test_cli_embed_refuses_an_unreadable_output(tmp_path: Path, monkeypatch):
+    """Full-range white noise with no motion drowns a 42 dB blind mark in a 256 px
+    frame: `watermark embed` must say so in one line, exit 2, and write nothing."""
+    import typer
+    from typer.testing import CliRunner
+
+    from likeness.commands import watermark as command
+    from likeness.provenance import keys
+
+    monkeypatch.setattr(keys, "watermark_key", lambda: keys.WatermarkKey(KEY, 0x1234))
+    app = typer.Typer()
+    command.register(app)
+    app.command("noop")(lambda: None)
+    rng = np.random.default_rng(5)
+    noise = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    src = write_video(tmp_path / "noise.mp4", [noise] * 12, crf=10)
+    dst = tmp_path / "noise.marked.mp4"
+    done = CliRunner().invoke(app, ["watermark", "embed", str(src), "-o", str(dst)])
+    assert isinstance(done.exception, Exception)
+    from likeness.errors import ProvenanceError
+
+    assert isinstance(done.exception, ProvenanceError), done.output
+    assert done.exception.exit_code == 2
+    assert "\n" not in str(done.exception) and "does not read back" in str(done.exception)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["noise.mp4"]
+
+
+def test_cli_embed_reads_back_and_keeps_a_good_output(tmp_path: Path, monkeypatch):
+    import typer
+    from typer.testing import CliRunner
+
+    from likeness.commands import watermark as command
+    from likeness.provenance import keys
+
+    monkeypatch.setattr(keys, "watermark_key", lambda: keys.WatermarkKey(KEY, 0x1234))
+    app = typer.Typer()
+    command.register(app)
+    app.command("noop")(lambda: None)
+    src = write_video(tmp_path / "in.mp4", synthetic_frames(12, 256, seed=2))
+    dst = tmp_path / "out.mp4"
+    done = CliRunner().invoke(
+        app, ["watermark", "embed", str(src), "-o", str(dst), "--payload", PAYLOAD.hex()]
+    )
+    assert done.exit_code == 0, done.output
+    assert_payload(detect_file(dst, key=KEY))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]
+
+
+# ---------------------------------------------------------------- geometry
+
+
+@pytest.mark.parametrize("degrees", [2.0, -5.0, 10.0])
+def test_payload_exact_after_rotation(marked480, degrees):
+    result = detect_frames(rotate(marked480, degrees), key=KEY)
+    assert_payload(result)
+    assert result.rotation == pytest.approx(-degrees, abs=0.3)
+
+
+def test_payload_exact_after_rotation_on_a_256px_clip():
+    embedder = Embedder(KEY, PAYLOAD, CONFIG)
+    marked = [embedder.embed(f) for f in synthetic_frames(12, 256, seed=0)]
+    assert_payload(detect_frames(rotate(marked, 5.0), key=KEY))
+
+
+def test_payload_exact_after_crop_rotation_and_crf28(marked480):
+    assert_payload(detect_frames(x264(rotate(crop_10(marked480), 2.0), 28), key=KEY))
+
+
+def test_payload_exact_after_rotation_and_rescale(marked480):
+    result = detect_frames(scale(rotate(marked480, 5.0), 0.7), key=KEY)
+    assert_payload(result)
+    assert result.period[0] == pytest.approx(0.7 * 120, abs=1.0)
+
+
+def test_payload_exact_after_mirror_and_rotation(marked480):
+    mirrored = [np.ascontiguousarray(f[:, ::-1]) for f in marked480]
+    result = detect_frames(rotate(mirrored, 3.0), key=KEY)
+    assert_payload(result)
+    assert result.mirrored
+
+
+# ---------------------------------------------------------------- compression, small frames
+
+
+@pytest.mark.xfail(reason=KNOWN_LIMIT, strict=True)
+def test_payload_exact_after_scale_half_and_crf28(marked480):
+    assert_payload(detect_frames(x264(scale(marked480, 0.5), 28), key=KEY))
+
+
+@pytest.mark.xfail(reason=KNOWN_LIMIT, strict=True)
+def test_payload_exact_after_crf33_on_a_256px_clip(corpus: Path):
+    from likeness.media import iter_frames
+
+    path = corpus / "videos" / "dt-m030-front-neutral-level1-001.mp4"
+    if not path.exists():
+        pytest.skip(f"{path.name} not in the corpus")
+    frames = [even(f.image) for f in iter_frames(path, max_frames=16)]
+    embedder = Embedder(KEY, PAYLOAD, CONFIG)
+    marked = [embedder.embed(f) for f in frames]
+    assert_payload(detect_frames(x264(marked, 33), key=KEY))
+
+
+# ---------------------------------------------------------------- false positives
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        pytest.param(lambda f: f, id="as-is"),
+        pytest.param(lambda f: rotate(f, 3.0), id="rot3"),
+        pytest.param(lambda f: rotate(f, -8.0), id="rot-8"),
+        pytest.param(lambda f: scale(rotate(f, 4.0), 0.7), id="rot4-scale0.7"),
+    ],
+)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_no_false_positive_on_unmarked_synthetic(seed, attack):
+    result = detect_frames(attack(x264(synthetic_frames(12, 384, seed=seed), 23)), key=KEY)
+    assert not result.found and result.payload is None
+    assert result.p_false > CONFIG.threshold_p
+
+
+def test_no_false_positive_on_a_still_texture():
+    result = detect_frames(rotate(still_texture(), 2.0), key=KEY)
+    assert not result.found and result.p_false > CONFIG.threshold_p
+
+
+CORPUS_CLIPS = ["lp-d0.mp4", "st2-kristinoem.mp4", "ls-demo2.mp4"]
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("name", CORPUS_CLIPS)
+def test_no_false_positive_on_rotated_and_rescaled_corpus_clips(corpus: Path, name: str):
+    from likeness.media import iter_frames
+
+    path = corpus / "videos" / name
+    if not path.exists():
+        pytest.skip(f"{name} not in the corpus")
+    frames = [even(f.image) for f in iter_frames(path, max_frames=12)]
+    if max(frames[0].shape[:2]) > 720:
+        frames = scale(frames, 720 / max(frames[0].shape[:2]))
+    for attacked in (frames, rotate(frames, 2.0), rotate(frames, -7.0), scale(frames, 0.6)):
+        result = detect_frames(attacked, key=KEY)
+        assert not result.found and result.p_false > CONFIG.threshold_p, result.to_dict()
