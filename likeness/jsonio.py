@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from pathlib import Path
 
 from likeness.errors import InputError, LikenessError
@@ -29,3 +31,20 @@ def check_fields(cls: type, data: dict, what: str) -> None:
     unknown = sorted(set(data) - names)
     if unknown:
         raise InputError(f"{what} has unknown fields {unknown}")
+
+
+def json_safe(value):
+    """`value` as plain JSON: dict keys as strings, tuples as lists, numpy scalars as
+    Python numbers, and non-finite floats as null (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, bool | str) or value is None:
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    return value

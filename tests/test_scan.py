@@ -156,11 +156,11 @@ def test_a_process_pool_gives_the_same_lines(scanned, media, never, tmp_path, ho
     files = [media / "astro.mp4", media / "blank.png"]
     run = run_scan(files, ScanConfig(every=2, weights=never), workers=2)
     before = {r["name"]: r for r in read_lines(jsonl)}
-    assert [r["name"] for r in run.records] == ["astro.mp4", "blank.png"]  # input order
+    assert [r.name for r in run.records] == ["astro.mp4", "blank.png"]  # input order
     for record in run.records:
-        expected = before[record["name"]]
+        expected = before[record.name]
         for key in ("sha256", "verdict", "video_score", "faces", "frames", "top_frames"):
-            assert record[key] == expected[key], key
+            assert record.to_dict()[key] == expected[key], key
 
 
 def test_something_manipulated_exits_3(capsys, media, always, home, tmp_path):
@@ -213,6 +213,7 @@ def test_hostile_file_name_is_escaped_everywhere(capsys, astronaut, never, tmp_p
 
 def test_manifest_fields_are_escaped_in_the_report():
     from likeness.pipelines.report import render_report
+    from likeness.pipelines.scan_record import ScanRecord
 
     hostile = "<script>alert('manifest')</script>"
     record = {
@@ -232,7 +233,7 @@ def test_manifest_fields_are_escaped_in_the_report():
             "store_record": {"id": 1, "file_name": hostile, "created_utc": hostile},
         },
     }  # fmt: skip
-    text = render_report([record], {"/x/clip.mp4": {10: b"\xff\xd8\xff"}})
+    text = render_report([ScanRecord.from_dict(record)], {"/x/clip.mp4": {10: b"\xff\xd8\xff"}})
     assert "<script" not in text.lower()
     assert text.count("&lt;script&gt;alert(&#x27;manifest&#x27;)&lt;/script&gt;") >= 8
     assert text.count('<svg class="timeline"') == 1
@@ -308,9 +309,9 @@ def test_generated_video_with_watermark_stripped_scans_as_manipulated(corpus, ho
     _reencode_half_size(made, stripped, crf=30)
     run = run_scan([stripped], ScanConfig())
     record = run.records[0]
-    assert record["provenance"]["manifest"] == "no-manifest"
-    assert not record["provenance"]["watermark"]["found"], "re-encoding left the watermark"
-    assert record["verdict"] == "manipulated", record["video_score"]
+    assert record.provenance.manifest == "no-manifest"
+    assert not record.provenance.watermark["found"], "re-encoding left the watermark"
+    assert record.verdict == "manipulated", record.video_score
 
 
 @pytest.mark.corpus
@@ -324,7 +325,7 @@ def test_held_out_real_clip_scans_as_likely_real(corpus, home):
     clip = corpus / "videos" / "ap-pose-ref.mp4"
     assert load_split().split_for("ap-pose-ref") == "test"  # never trained or calibrated on
     record = run_scan([clip], ScanConfig()).records[0]
-    assert record["verdict"] == "likely-real", record["video_score"]
+    assert record.verdict == "likely-real", record.video_score
 
 
 def _reencode_half_size(src: Path, dst: Path, crf: int) -> None:

@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
             False, "--recursive", "-r", help="Also scan the folders inside folders."
         ),
         json_out: Path | None = typer.Option(
-            None, "--json", help="Write one JSON line per file here (schema: detector/scan.py)."
+            None, "--json", help="Write one JSON line per file here (schema: pipelines/scan.py)."
         ),
         html_out: Path | None = typer.Option(
             None, "--html", help="Write a self-contained HTML report here."
@@ -105,18 +105,15 @@ def _summary(run) -> None:
     table.add_column("verdict")
     table.add_column("provenance", overflow="fold")
     for r in run.records:
-        verdict = r.get("verdict") or "?"
+        verdict = r.verdict or "?"
         style = VERDICT_STYLE.get(verdict, "")
-        score = r.get("video_score")
-        if r.get("status") != "ok":
-            note = (r.get("error") or {}).get("message", "")
-        else:
-            note = _provenance_note(r)
+        score = r.video_score
+        note = _provenance_note(r) if r.ok else (r.error.message if r.error else "")
         table.add_row(
-            safe(r.get("name")),
-            safe(r.get("kind") or "-"),
-            str(r.get("frames_scanned") or 0),
-            str(len(r.get("faces") or [])),
+            safe(r.name),
+            safe(r.kind or "-"),
+            str(r.frames_scanned or 0),
+            str(len(r.faces)),
             f"{score:.3f}" if isinstance(score, float) else "-",
             f"[{style}]{safe(verdict)}[/]" if style else safe(verdict),
             safe(note),
@@ -124,7 +121,7 @@ def _summary(run) -> None:
     console.print(table)
     counts: dict[str, int] = {}
     for r in run.records:
-        counts[r.get("verdict") or "?"] = counts.get(r.get("verdict") or "?", 0) + 1
+        counts[r.verdict or "?"] = counts.get(r.verdict or "?", 0) + 1
     tally = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
     resumed = f", {run.resumed} already in the JSONL" if run.resumed else ""
     console.print(
@@ -136,14 +133,13 @@ def _summary(run) -> None:
             console.print(f"{label}: {safe(path)}")
 
 
-def _provenance_note(record: dict) -> str:
-    prov = record.get("provenance")
+def _provenance_note(record) -> str:
+    prov = record.provenance
     if prov is None:
-        return record.get("provenance_error") or "not checked"
-    parts = [str(prov.get("manifest"))]
-    wm = prov.get("watermark")
-    if wm is not None:
-        parts.append("watermark found" if wm.get("found") else "no watermark")
-    if prov.get("store_match"):
-        parts.append(f"store match ({prov['store_match']})")
+        return record.provenance_error or "not checked"
+    parts = [str(prov.manifest)]
+    if prov.watermark is not None:
+        parts.append("watermark found" if prov.watermark_found else "no watermark")
+    if prov.store_match:
+        parts.append(f"store match ({prov.store_match})")
     return ", ".join(parts)

@@ -2,7 +2,8 @@
 
 Per file: the verdict and scores, a score timeline (inline SVG: each face's calibrated
 crop scores over time, the threshold as a dashed line), the highest-scoring frames with
-the face box drawn (inline base64 JPEG), and the provenance findings (C2PA manifest,
+the face box drawn (inline base64 JPEG) and, when the scan made one, the detector's heat
+overlay beside each, and the provenance findings (C2PA manifest,
 watermark, store record). No scripts, no external URLs (a Content-Security-Policy that
 allows only inline styles and data: images makes sure of it), so it opens offline and
 a hostile file name cannot run code in it. Every string that comes from a file (names,
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 from likeness import __version__
+from likeness.pipelines.scan_record import ScanRecord
 
 CHART_W, CHART_H = 640, 170
 PAD_L, PAD_R, PAD_T, PAD_B = 40, 12, 12, 28
@@ -41,6 +43,7 @@ table.summary td,table.summary th{border-bottom:1px solid #ddd;padding:4px 12px 
 .facts{color:#444;margin:6px 0 10px}
 .thumbs{display:flex;gap:12px;flex-wrap:wrap;margin:8px 0}
 figure{margin:0}figure img{display:block;max-width:320px;border:1px solid #ccc}
+.pair{display:flex;gap:4px}
 figcaption{font-size:12px;color:#555}
 .prov th{color:#555;font-weight:600;white-space:nowrap}
 .reasons{margin:4px 0 0 18px;padding:0;color:#444}
@@ -71,12 +74,12 @@ def _badge(verdict: str | None) -> str:
 # ---------------------------------------------------------------- chart
 
 
-def timeline_svg(record: dict) -> str:
+def timeline_svg(record: ScanRecord) -> str:
     """One SVG chart: each face's scores over time, and the threshold."""
-    faces = record.get("faces") or []
-    points = [(s[1] or 0.0) for f in faces for s in f.get("scores") or []]
+    faces = record.faces
+    points = [(s[1] or 0.0) for f in faces for s in f.scores]
     span = max(points, default=0.0)
-    duration = record.get("duration_s") or 0.0
+    duration = record.duration_s or 0.0
     x_max = max(span, duration, 1e-6)
     iw, ih = CHART_W - PAD_L - PAD_R, CHART_H - PAD_T - PAD_B
 
@@ -89,18 +92,18 @@ def timeline_svg(record: dict) -> str:
     parts = [
         f'<svg class="timeline" role="img" width="{CHART_W}" height="{CHART_H}" '
         f'viewBox="0 0 {CHART_W} {CHART_H}" xmlns="http://www.w3.org/2000/svg">',
-        f"<title>score timeline of {esc(record.get('name'))}</title>",
+        f"<title>score timeline of {esc(record.name)}</title>",
         f'<rect x="{PAD_L}" y="{PAD_T}" width="{iw}" height="{ih}" fill="#fafafa" stroke="#ccc"/>',
     ]
     for p in (0.0, 0.5, 1.0):
         parts.append(f'<text x="{PAD_L - 6}" y="{y(p) + 4:.1f}" text-anchor="end">{p:g}</text>')
-    unit = "s" if record.get("kind") == "video" else ""
+    unit = "s" if record.kind == "video" else ""
     parts.append(f'<text x="{PAD_L}" y="{CHART_H - 8}">0{unit}</text>')
-    if record.get("kind") == "video":
+    if record.kind == "video":
         parts.append(
             f'<text x="{PAD_L + iw}" y="{CHART_H - 8}" text-anchor="end">{x_max:.1f}s</text>'
         )
-    threshold = record.get("threshold")
+    threshold = record.threshold
     if isinstance(threshold, int | float):
         ty = y(threshold)
         parts.append(
@@ -116,7 +119,7 @@ def timeline_svg(record: dict) -> str:
         )
     for n, face in enumerate(faces):
         colour = FACE_COLOURS[n % len(FACE_COLOURS)]
-        coords = [(x(s[1] or 0.0), y(s[2] or 0.0)) for s in face.get("scores") or []]
+        coords = [(x(s[1] or 0.0), y(s[2] or 0.0)) for s in face.scores]
         if len(coords) > 1:
             pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in coords)
             parts.append(
@@ -127,7 +130,7 @@ def timeline_svg(record: dict) -> str:
         if len(coords) == 1:
             a, b = coords[0]
             parts.append(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="4" fill="{colour}"/>')
-        label = f"face {face.get('face')}: {_fmt(face.get('video_score'))}"
+        label = f"face {face.face}: {_fmt(face.video_score)}"
         parts.append(
             f'<text x="{PAD_L + 6}" y="{PAD_T + 14 + 13 * n}" fill="{colour}">{esc(label)}</text>'
         )
@@ -138,36 +141,44 @@ def timeline_svg(record: dict) -> str:
 # ---------------------------------------------------------------- sections
 
 
-def _thumbs(record: dict, thumbnails: dict[int, bytes]) -> str:
-    tops = record.get("top_frames") or []
+def _jpeg(data: bytes, alt: str) -> str:
+    src = "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+    return f'<img src="{src}" alt="{alt}">'
+
+
+def _thumbs(record: ScanRecord, thumbnails: dict[int, bytes], heatmaps: dict[int, bytes]) -> str:
+    tops = record.top_frames
     if not tops:
         return ""
     figures = []
     for entry in tops:
-        data = thumbnails.get(entry.get("frame"))
+        data = thumbnails.get(entry.frame)
         caption = (
-            f"frame {esc(entry.get('frame'))} · {_fmt(entry.get('time'), 2)} s · "
-            f"face {esc(entry.get('face'))} · score {_fmt(entry.get('score'))}"
+            f"frame {esc(entry.frame)} · {_fmt(entry.time, 2)} s · "
+            f"face {esc(entry.face)} · score {_fmt(entry.score)}"
         )
         if data:
-            src = "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
-            img = f'<img src="{src}" alt="frame {esc(entry.get("frame"))} with the face box">'
+            img = _jpeg(data, f"frame {esc(entry.frame)} with the face box")
         else:
             img = "<p>(thumbnail not available: scanned in an earlier run)</p>"
+        heat = heatmaps.get(entry.frame)
+        if heat:
+            overlay = _jpeg(heat, f"frame {esc(entry.frame)}: where the detector saw a change")
+            img = f'<div class="pair">{img}{overlay}</div>'
         figures.append(f"<figure>{img}<figcaption>{caption}</figcaption></figure>")
     return '<h3>Highest-scoring frames</h3><div class="thumbs">' + "".join(figures) + "</div>"
 
 
-def _provenance(record: dict) -> str:
-    prov = record.get("provenance")
+def _provenance(record: ScanRecord) -> str:
+    prov = record.provenance
     if prov is None:
-        note = record.get("provenance_error") or "not checked"
+        note = record.provenance_error or "not checked"
         return f'<h3>Provenance</h3><p class="error">{esc(note)}</p>'
     rows = [
-        ("manifest", esc(prov.get("manifest"))),
-        ("verified", esc("yes" if prov.get("verified") else "no")),
+        ("manifest", esc(prov.manifest)),
+        ("verified", esc("yes" if prov.verified else "no")),
     ]
-    summary = prov.get("manifest_summary") or {}
+    summary = prov.manifest_summary or {}
     if summary:
         source = " (from the local store)" if summary.get("from_store") else ""
         for key, label in (
@@ -185,7 +196,7 @@ def _provenance(record: dict) -> str:
             rows.append(("model", esc(json.dumps(summary["model"], sort_keys=True))))
         if summary.get("ingredients"):
             rows.append(("ingredients", esc(", ".join(map(str, summary["ingredients"])))))
-    wm = prov.get("watermark")
+    wm = prov.watermark
     if wm is None:
         rows.append(("watermark", "not checked"))
     elif wm.get("found"):
@@ -199,58 +210,61 @@ def _provenance(record: dict) -> str:
         rows.append(("watermark", f"found, payload {esc(payload)}{esc(odds)}"))
     else:
         rows.append(("watermark", "not found"))
-    record_ = prov.get("store_record")
+    record_ = prov.store_record
     if record_:
         rows.append(
             (
                 "store",
-                f"record #{esc(record_.get('id'))} ({esc(prov.get('store_match'))}): "
+                f"record #{esc(record_.get('id'))} ({esc(prov.store_match)}): "
                 f"{esc(record_.get('file_name'))}, {esc(record_.get('created_utc'))}",
             )
         )
     else:
         rows.append(("store", "no record"))
     body = "".join(f"<tr><th>{esc(k)}</th><td>{v}</td></tr>" for k, v in rows)
-    reasons = "".join(f"<li>{esc(r)}</li>" for r in prov.get("reasons") or [])
+    reasons = "".join(f"<li>{esc(r)}</li>" for r in prov.reasons or [])
     return f'<h3>Provenance</h3><table class="prov">{body}</table>' + (
         f'<ul class="reasons">{reasons}</ul>' if reasons else ""
     )
 
 
-def _file_section(n: int, record: dict, thumbnails: dict[int, bytes]) -> str:
-    head = f'<h2 id="f{n}">{esc(record.get("name"))} {_badge(record.get("verdict"))}</h2>'
-    path = f'<div class="facts">{esc(record.get("path"))}</div>'
-    if record.get("status") != "ok":
-        error = record.get("error") or {}
+def _file_section(
+    n: int, record: ScanRecord, thumbnails: dict[int, bytes], heatmaps: dict[int, bytes]
+) -> str:
+    head = f'<h2 id="f{n}">{esc(record.name)} {_badge(record.verdict)}</h2>'
+    path = f'<div class="facts">{esc(record.path)}</div>'
+    if not record.ok:
+        kind, message = (record.error.kind, record.error.message) if record.error else (None,) * 2
         return (
             f'<section class="file">{head}{path}<p class="error">could not be scanned '
-            f"({esc(error.get('kind'))}): {esc(error.get('message'))}</p></section>"
+            f"({esc(kind)}): {esc(message)}</p></section>"
         )
     facts = (
-        f"{esc(record.get('kind'))} {esc(record.get('width'))}×{esc(record.get('height'))}"
-        + (f", {_fmt(record.get('duration_s'), 1)} s" if record.get("kind") == "video" else "")
-        + f" · {esc(record.get('frames_scanned'))} frame(s) scanned, "
-        f"{esc(record.get('frames_with_face'))} with a face, "
-        f"{len(record.get('faces') or [])} face(s)"
-        f" · video score {_fmt(record.get('video_score'))} (threshold "
-        f"{_fmt(record.get('threshold'))}) · sha256 {esc((record.get('sha256') or '')[:16])}…"
+        f"{esc(record.kind)} {esc(record.width)}×{esc(record.height)}"
+        + (f", {_fmt(record.duration_s, 1)} s" if record.kind == "video" else "")
+        + f" · {esc(record.frames_scanned)} frame(s) scanned, "
+        f"{esc(record.frames_with_face)} with a face, "
+        f"{len(record.faces)} face(s)"
+        f" · video score {_fmt(record.video_score)} (threshold "
+        f"{_fmt(record.threshold)}) · sha256 {esc((record.sha256 or '')[:16])}…"
     )
     return (
         f'<section class="file">{head}{path}<div class="facts">{facts}</div>'
-        f"{timeline_svg(record)}{_thumbs(record, thumbnails)}{_provenance(record)}</section>"
+        f"{timeline_svg(record)}{_thumbs(record, thumbnails, heatmaps)}{_provenance(record)}"
+        "</section>"
     )
 
 
-def _summary(records: list[dict]) -> str:
+def _summary(records: list[ScanRecord]) -> str:
     rows = []
     for n, r in enumerate(records):
-        prov = r.get("provenance") or {}
-        wm = prov.get("watermark") or {}
+        manifest = r.provenance.manifest if r.provenance else None
+        wm = (r.provenance.watermark if r.provenance else None) or {}
         rows.append(
-            f'<tr><td><a href="#f{n}">{esc(r.get("name"))}</a></td>'
-            f"<td>{esc(r.get('kind') or '')}</td>"
-            f"<td>{_badge(r.get('verdict'))}</td><td>{_fmt(r.get('video_score'))}</td>"
-            f"<td>{esc(prov.get('manifest') or '–')}</td>"
+            f'<tr><td><a href="#f{n}">{esc(r.name)}</a></td>'
+            f"<td>{esc(r.kind or '')}</td>"
+            f"<td>{_badge(r.verdict)}</td><td>{_fmt(r.video_score)}</td>"
+            f"<td>{esc(manifest or '–')}</td>"
             f"<td>{'found' if wm.get('found') else ('not found' if wm else '–')}</td></tr>"
         )
     head = (
@@ -260,14 +274,22 @@ def _summary(records: list[dict]) -> str:
     return f'<table class="summary">{head}{"".join(rows)}</table>'
 
 
-def render_report(records: list[dict], thumbnails: dict[str, dict[int, bytes]]) -> str:
+def render_report(
+    records: list[ScanRecord],
+    thumbnails: dict[str, dict[int, bytes]],
+    heatmaps: dict[str, dict[int, bytes]] | None = None,
+) -> str:
+    """The report's HTML; `thumbnails` and `heatmaps` map a record's path to its top
+    frames' JPEGs by frame index."""
+    heatmaps = heatmaps or {}
     counts: dict[str, int] = {}
     for r in records:
-        counts[r.get("verdict") or "?"] = counts.get(r.get("verdict") or "?", 0) + 1
+        counts[r.verdict or "?"] = counts.get(r.verdict or "?", 0) + 1
     tally = ", ".join(f"{n} {esc(v)}" for v, n in sorted(counts.items()))
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     sections = "".join(
-        _file_section(n, r, thumbnails.get(r.get("path") or "", {})) for n, r in enumerate(records)
+        _file_section(n, r, thumbnails.get(r.path or "", {}), heatmaps.get(r.path or "", {}))
+        for n, r in enumerate(records)
     )
     csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
     return (
@@ -285,11 +307,14 @@ def render_report(records: list[dict], thumbnails: dict[str, dict[int, bytes]]) 
 
 
 def write_report(
-    path: Path, records: list[dict], thumbnails: dict[str, dict[int, bytes]] | None = None
+    path: Path,
+    records: list[ScanRecord],
+    thumbnails: dict[str, dict[int, bytes]] | None = None,
+    heatmaps: dict[str, dict[int, bytes]] | None = None,
 ) -> Path:
-    from likeness.media import atomic_output
+    from likeness.fsio import atomic_output
 
-    text = render_report(records, thumbnails or {})
+    text = render_report(records, thumbnails or {}, heatmaps)
     with atomic_output(path) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
     return Path(path)

@@ -1,10 +1,12 @@
 """Scan one file: faces in sampled frames, a calibrated score per face crop, a pooled
 video score per face, a verdict, and the file's provenance.
 
-`Scanner(config).scan_file(path)` returns a `FileScan`: `record` is the file's JSON line
-(schema below, `SCHEMA`), `thumbnails` the JPEG bytes of its top frames for the HTML
-report (not in the JSON). A file that cannot be read gives a record with
-`status: "error"`, never an exception: one bad file must not stop a folder.
+`Scanner(config).scan_file(path)` returns a `FileScan`: `record` is the file's
+`ScanRecord` (scan_record.py; its JSON line has the schema below, `SCHEMA`),
+`thumbnails` the JPEG bytes of its top frames for the HTML report and `heatmaps` their
+heat overlays when there are any (neither in the JSON). A file that cannot be read
+gives a record with `status: "error"`, never an exception: one bad file must not stop
+a folder.
 
 Sampling: every `every`-th frame, at most `max_frames` of them, spread over the whole
 video (`every` grows for long videos so the samples reach the end). Faces: tracked
@@ -71,10 +73,20 @@ from pathlib import Path
 
 import numpy as np
 
-from likeness import __version__
 from likeness.errors import LikenessError
+from likeness.pipelines.scan_record import (
+    SCHEMA,
+    FaceResult,
+    FrameResult,
+    ModelInfo,
+    ProvenanceFindings,
+    Sampling,
+    ScanError,
+    ScanRecord,
+    TopFrame,
+)
 
-SCHEMA = "likeness-scan/1"
+__all__ = ["SCHEMA", "FileScan", "ScanConfig", "ScanRecord", "Scanner", "error_record"]
 MANIPULATED, LIKELY_REAL, NO_FACE, ERROR = "manipulated", "likely-real", "no-face", "error"
 CROP_SIZE = 256  # as packs and training crops are cut
 THUMB_SIDE = 320
@@ -107,53 +119,30 @@ class ScanConfig:
 
 @dataclass
 class FileScan:
-    record: dict
+    """One file's scan: its record, and the images the HTML report shows beside it."""
+
+    record: ScanRecord
     thumbnails: dict[int, bytes] = field(default_factory=dict)  # frame index -> JPEG
+    # frame index -> JPEG of the detector's heat overlay for that top frame; in memory
+    # only (never in the JSON), shown next to the thumbnail when present
+    heatmaps: dict[int, bytes] = field(default_factory=dict)
 
 
-def error_record(path: Path, err: BaseException, sha256: str | None = None) -> dict:
+def error_record(path: Path, err: BaseException, sha256: str | None = None) -> ScanRecord:
+    """The record of a file that could not be scanned: `status` "error", the error's
+    kind ("internal" for anything not a LikenessError) and its one-line message."""
     if isinstance(err, LikenessError):
-        error = {"kind": err.kind, "message": str(err)}
+        error = ScanError(err.kind, str(err))
     else:
         message = " ".join(str(err).split())
-        error = {"kind": "internal", "message": f"{type(err).__name__}: {message}"}
-    return {
-        **_base(path),
-        "status": "error",
-        "error": error,
-        "sha256": sha256,
-        "verdict": ERROR,
-    }
+        error = ScanError("internal", f"{type(err).__name__}: {message}")
+    record = _base(path)
+    record.status, record.error, record.sha256, record.verdict = "error", error, sha256, ERROR
+    return record
 
 
-def _base(path: Path) -> dict:
-    return {
-        "schema": SCHEMA,
-        "path": str(path),
-        "name": Path(path).name,
-        "status": "ok",
-        "error": None,
-        "sha256": None,
-        "kind": None,
-        "width": None,
-        "height": None,
-        "fps": None,
-        "duration_s": None,
-        "sampling": None,
-        "frames_scanned": 0,
-        "frames_with_face": 0,
-        "faces": [],
-        "frames": [],
-        "video_score": None,
-        "threshold": None,
-        "verdict": None,
-        "top_frames": [],
-        "provenance": None,
-        "provenance_error": None,
-        "model": None,
-        "seconds": 0.0,
-        "likeness": __version__,
-    }
+def _base(path: Path) -> ScanRecord:
+    return ScanRecord(path=str(path), name=Path(path).name)
 
 
 def _r(x: float, digits: int = 5) -> float | None:
@@ -172,7 +161,7 @@ class _Pending:
     frame: int
     time: float
     face: int
-    box: list
+    box: tuple
     image: np.ndarray  # the whole frame, kept until scored (for a thumbnail)
 
 
@@ -192,6 +181,15 @@ class Scanner:
     # ------------------------------------------------------------ one file
 
     def scan_file(self, path: Path) -> FileScan:
+        """Scan one file (never raises for a bad file: see `error_record`).
+
+        Args:
+            path: a video or an image.
+
+        Returns:
+            its `FileScan`: the record (verdict, scores, provenance) and the top frames'
+            thumbnails.
+        """
         t0 = time.monotonic()
         path = Path(path)
         sha = None
@@ -202,14 +200,14 @@ class Scanner:
             check_input_file(path)
             sha = sha256_file(path)
             result = self._scan(path)
-            result.record["sha256"] = sha
+            result.record.sha256 = sha
         except Exception as err:  # one bad file must not stop the others
             record = error_record(path, err, sha)
-            record["seconds"] = round(time.monotonic() - t0, 3)
+            record.seconds = round(time.monotonic() - t0, 3)
             return FileScan(record)
         if self.config.provenance:
             self._provenance(path, result.record)
-        result.record["seconds"] = round(time.monotonic() - t0, 3)
+        result.record.seconds = round(time.monotonic() - t0, 3)
         return result
 
     def _sampling(self, info) -> int:
@@ -226,23 +224,18 @@ class Scanner:
         info = probe(path)
         every = self._sampling(info)
         record = _base(path)
-        record.update(
-            kind=info.kind,
-            width=info.width,
-            height=info.height,
-            fps=_r(info.fps, 3),
-            duration_s=_r(info.duration, 3),
-            sampling={"every": every, "max_frames": cfg.max_frames},
-            threshold=_r(decision.threshold, 6),
-            model={"name": self.model.config.name, "weights_sha256": self.model.weights_hash},
-        )
+        record.kind, record.width, record.height = info.kind, info.width, info.height
+        record.fps, record.duration_s = _r(info.fps, 3), _r(info.duration, 3)
+        record.sampling = Sampling(every, cfg.max_frames)
+        record.threshold = _r(decision.threshold, 6)
+        record.model = ModelInfo(self.model.config.name, self.model.weights_hash)
         tracker = FaceTracker(self.stack) if info.kind == "video" else None
         faces: dict[int, _Face] = {}
         track_numbers: dict[int, tuple[object, int]] = {}  # id(track) -> (track, number)
-        frames: list[dict] = []
+        frames: list[FrameResult] = []
         pending: list[_Pending] = []
         crops: list[np.ndarray] = []
-        top: list[tuple[float, int, dict]] = []  # (score, frame, entry)
+        top: list[tuple[float, int, TopFrame]] = []  # (score, frame, entry)
         thumbs: dict[int, bytes] = {}
 
         def flush() -> None:
@@ -252,9 +245,9 @@ class Scanner:
             for p, job in zip(probs, pending, strict=True):
                 p = float(p)
                 face = faces[job.face]
-                face.scores.append([job.frame, _r(job.time, 3), _r(p)])
-                entry = frames[-1] if frames[-1]["frame"] == job.frame else _find(frames, job.frame)
-                entry["score"] = _r(max(p, entry["score"] or 0.0))
+                face.scores.append((job.frame, _r(job.time, 3), _r(p)))
+                entry = frames[-1] if frames[-1].frame == job.frame else _find(frames, job.frame)
+                entry.score = _r(max(p, entry.score or 0.0))
                 self._keep_top(top, thumbs, p, job)
             pending.clear()
             crops.clear()
@@ -273,19 +266,12 @@ class Scanner:
             else:
                 found = self.stack.analyze(rgb)
                 numbers = list(range(len(found)))
-            frames.append(
-                {
-                    "frame": frame.index,
-                    "time": _r(frame.time, 3),
-                    "faces": len(found),
-                    "score": None,
-                }
-            )
+            frames.append(FrameResult(frame.index, _r(frame.time, 3), len(found)))
             for face, number in zip(found[: cfg.max_faces], numbers, strict=False):
                 if face.landmarks is None:
                     continue
                 crop = align_face(rgb, face, AlignConfig(size=CROP_SIZE))
-                box = [round(float(v), 1) for v in face.box]
+                box = tuple(round(float(v), 1) for v in face.box)
                 slot = faces.setdefault(number, _Face(number))
                 area = face.area
                 if area > slot.largest[0]:
@@ -308,13 +294,7 @@ class Scanner:
                 break
         if len(top) >= k and p <= top[-1][0]:
             return
-        entry = {
-            "frame": job.frame,
-            "time": _r(job.time, 3),
-            "face": job.face,
-            "score": _r(p),
-            "box": job.box,
-        }
+        entry = TopFrame(job.frame, _r(job.time, 3), job.face, _r(p), job.box)
         top.append((p, job.frame, entry))
         top.sort(key=lambda t: -t[0])
         for _, frame, _ in top[k:]:
@@ -322,7 +302,7 @@ class Scanner:
         del top[k:]
         thumbs[job.frame] = thumbnail(job.image, job.box)
 
-    def _finish(self, record: dict, frames: list, faces: dict, top: list) -> dict:
+    def _finish(self, record: ScanRecord, frames: list, faces: dict, top: list) -> ScanRecord:
         from likeness.detector.pooling import pool_scores
 
         decision = self.model.decision
@@ -338,30 +318,27 @@ class Scanner:
             if counted and (best is None or score > best):
                 best = score
             out_faces.append(
-                {
-                    "face": number,
-                    "frames": len(face.scores),
-                    "video_score": _r(score),
-                    "counted": counted,
-                    "largest_box": face.largest[1],
-                    "scores": face.scores,
-                }
+                FaceResult(
+                    face=number,
+                    frames=len(face.scores),
+                    video_score=_r(score),
+                    counted=counted,
+                    largest_box=face.largest[1],
+                    scores=face.scores,
+                )
             )
-        record.update(
-            frames_scanned=len(frames),
-            frames_with_face=sum(1 for f in frames if f["faces"]),
-            faces=out_faces,
-            frames=frames,
-            video_score=_r(best) if best is not None else None,
-            top_frames=[entry for _, _, entry in top],
-        )
+        record.frames_scanned = len(frames)
+        record.frames_with_face = sum(1 for f in frames if f.faces)
+        record.faces, record.frames = out_faces, frames
+        record.video_score = _r(best) if best is not None else None
+        record.top_frames = [entry for _, _, entry in top]
         if best is None:
-            record["verdict"] = NO_FACE
+            record.verdict = NO_FACE
         else:
-            record["verdict"] = MANIPULATED if best > decision.threshold else LIKELY_REAL
+            record.verdict = MANIPULATED if best > decision.threshold else LIKELY_REAL
         return record
 
-    def _provenance(self, path: Path, record: dict) -> None:
+    def _provenance(self, path: Path, record: ScanRecord) -> None:
         from likeness.provenance.verify import verify_file
 
         cfg = self.config
@@ -369,11 +346,16 @@ class Scanner:
             verdict = verify_file(path, cfg.trust, max_frames=cfg.provenance_frames)
         except Exception as err:
             if isinstance(err, LikenessError):
-                record["provenance_error"] = str(err)
+                record.provenance_error = str(err)
             else:
-                record["provenance_error"] = f"internal: {type(err).__name__}: {err}"
+                record.provenance_error = f"internal: {type(err).__name__}: {err}"
             return
-        record["provenance"] = provenance_dict(verdict)
+        record.provenance = provenance_findings(verdict)
+
+
+def provenance_findings(verdict) -> ProvenanceFindings:
+    """The scan's view of a `verify_file` verdict (the store's full manifest left out)."""
+    return ProvenanceFindings.from_dict(provenance_dict(verdict))
 
 
 def provenance_dict(verdict) -> dict:
@@ -391,24 +373,24 @@ def provenance_dict(verdict) -> dict:
         if active:
             summary = {**summarize(active).to_dict(), "from_store": True}
     return {
-        "manifest": data["manifest"],
-        "verified": data["verified"],
-        "reasons": data["reasons"],
+        "manifest": data.get("manifest"),
+        "verified": data.get("verified"),
+        "reasons": data.get("reasons"),
         "manifest_summary": summary,
-        "watermark": data["watermark"],
-        "store_match": data["store_match"],
+        "watermark": data.get("watermark"),
+        "store_match": data.get("store_match"),
         "store_record": record.to_dict(with_manifest=False) if record is not None else None,
     }
 
 
-def _find(frames: list[dict], index: int) -> dict:
+def _find(frames: list[FrameResult], index: int) -> FrameResult:
     for entry in reversed(frames):
-        if entry["frame"] == index:
+        if entry.frame == index:
             return entry
     raise KeyError(index)
 
 
-def thumbnail(rgb: np.ndarray, box: list, side: int = THUMB_SIDE) -> bytes:
+def thumbnail(rgb: np.ndarray, box: tuple, side: int = THUMB_SIDE) -> bytes:
     """A small JPEG of the frame with the face box drawn."""
     import cv2
 

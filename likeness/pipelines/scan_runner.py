@@ -13,7 +13,6 @@ when any file failed through an internal fault; else 2 when no file could be sca
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from likeness.errors import InputError
 from likeness.pipelines.scan import MANIPULATED, SCHEMA, FileScan, ScanConfig, error_record
+from likeness.pipelines.scan_record import ScanRecord
 
 # Files a folder scan picks up; a file named on the command line is always scanned.
 MEDIA_SUFFIXES = frozenset(
@@ -35,8 +35,9 @@ EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_MANIPULATED = 0, 1, 2, 3
 
 @dataclass
 class ScanRun:
-    records: list[dict]  # this invocation's files in input order, scanned or resumed
+    records: list[ScanRecord]  # this invocation's files in input order, scanned or resumed
     thumbnails: dict[str, dict[int, bytes]] = field(default_factory=dict)  # path -> ...
+    heatmaps: dict[str, dict[int, bytes]] = field(default_factory=dict)  # path -> ...
     scanned: int = 0
     resumed: int = 0
     jsonl: Path | None = None
@@ -46,21 +47,23 @@ class ScanRun:
 
     @property
     def exit_code(self) -> int:
-        if any(r.get("verdict") == MANIPULATED for r in self.records):
+        if any(r.verdict == MANIPULATED for r in self.records):
             return EXIT_MANIPULATED
-        if any((r.get("error") or {}).get("kind") == "internal" for r in self.records):
+        if any(r.error is not None and r.error.kind == "internal" for r in self.records):
             return EXIT_INTERNAL
-        if not any(r.get("status") == "ok" for r in self.records):
+        if not any(r.ok for r in self.records):
             return EXIT_BAD_INPUT
         return EXIT_OK
 
 
-def collect_files(paths: list[Path], recursive: bool = False) -> tuple[list[Path], list[dict]]:
+def collect_files(
+    paths: list[Path], recursive: bool = False
+) -> tuple[list[Path], list[ScanRecord]]:
     """(files to scan, error records for paths that do not exist). Folders give their
     media files (by suffix; hidden files skipped), sorted; a file given by name is
     scanned whatever its name."""
     files: list[Path] = []
-    errors: list[dict] = []
+    errors: list[ScanRecord] = []
     seen: set[Path] = set()
 
     def add(path: Path) -> None:
@@ -118,23 +121,18 @@ def read_jsonl(path: Path, notes: list[str] | None = None) -> list[dict]:
     return out
 
 
-def _clean(value):
-    """JSON-safe: non-finite floats become null (JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def write_jsonl(path: Path, records: list[dict]) -> None:
-    from likeness.media import atomic_output
+def write_jsonl(path: Path, records: list[ScanRecord | dict]) -> None:
+    """One line per record; a dict is a line read from an earlier JSONL, kept as it was
+    (non-finite numbers become null)."""
+    from likeness.fsio import atomic_output
+    from likeness.jsonio import json_safe
 
     with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         for record in records:
-            fh.write(json.dumps(_clean(record), allow_nan=False) + "\n")
+            if isinstance(record, ScanRecord):
+                fh.write(record.to_json_line())
+            else:
+                fh.write(json.dumps(json_safe(record), allow_nan=False) + "\n")
 
 
 # ---------------------------------------------------------------- workers
@@ -204,10 +202,29 @@ def run_scan(
     resume: bool = False,
     progress: Callable | None = None,
 ) -> ScanRun:
-    """Scan `paths` (files and folders) and write the outputs asked for."""
+    """Scan `paths` (files and folders) and write the outputs asked for.
+
+    Args:
+        paths: files and folders (a folder gives its media files by suffix).
+        config: sampling, detector weights, provenance checks.
+        recursive: also the folders inside folders.
+        jsonl: write one JSON line per file here (rewritten every few seconds).
+        html: write the self-contained HTML report here.
+        workers: files scanned in parallel (spawned processes).
+        resume: skip files whose sha256 `jsonl` already holds with status ok.
+        progress: `progress_bar`-like factory (description, total) -> context manager
+            giving `advance(n=1)`; None: quiet.
+
+    Returns:
+        the `ScanRun`: records in input order, counts, and `exit_code`.
+
+    Raises:
+        InputError: bad options, nothing to scan, an unreadable --json for --resume, a
+            bad trust anchor. ModelError: no detector weights.
+    """
     from likeness.detector.model import DetectorModel
+    from likeness.fsio import check_output_path
     from likeness.hashing import sha256_file
-    from likeness.media import check_output_path
 
     t0 = time.monotonic()
     if resume and jsonl is None:
@@ -226,14 +243,14 @@ def run_scan(
     files, missing = collect_files(paths, recursive)
     if not files:
         if missing:
-            raise InputError(missing[0]["error"]["message"])
+            raise InputError(missing[0].error.message)
         raise InputError("nothing to scan: no video or image files at the paths given")
     notes: list[str] = []
     previous = read_jsonl(jsonl, notes) if resume and jsonl is not None and jsonl.exists() else []
     done = {r["sha256"]: r for r in previous if r.get("status") == "ok" and r.get("sha256")}
 
     order = {str(p): i for i, p in enumerate(files)}
-    slots: list[dict | None] = [None] * len(files)
+    slots: list[ScanRecord | None] = [None] * len(files)
     todo: list[Path] = []
     resumed = 0
     for i, path in enumerate(files):
@@ -243,17 +260,17 @@ def run_scan(
             except OSError:
                 sha = None
             if sha in done:
-                slots[i] = done[sha]
+                slots[i] = _resumed(jsonl, done[sha])
                 resumed += 1
                 continue
         todo.append(path)
     # Earlier lines stay, except errors for files scanned again now, and for paths
     # still missing (whose new error line replaces the old one, not joins it).
-    retried = {str(p) for p in todo} | {r["path"] for r in missing}
+    retried = {str(p) for p in todo} | {r.path for r in missing}
     kept = [r for r in previous if not (r.get("status") != "ok" and r.get("path") in retried)]
 
     run = ScanRun(records=[], resumed=resumed, jsonl=jsonl, html=html, notes=notes)
-    new: list[dict] = list(missing)
+    new: list[ScanRecord] = list(missing)
     last_write = time.monotonic()
     bar = progress("scanning", len(todo)) if progress else _NoProgress()
     with bar as advance:
@@ -262,6 +279,8 @@ def run_scan(
             new.append(result.record)
             if result.thumbnails:
                 run.thumbnails[str(path)] = result.thumbnails
+            if result.heatmaps:
+                run.heatmaps[str(path)] = result.heatmaps
             run.scanned += 1
             advance()
             if jsonl is not None and time.monotonic() - last_write > CHECKPOINT_SECONDS:
@@ -274,8 +293,15 @@ def run_scan(
     if html is not None:
         from likeness.pipelines.report import write_report
 
-        write_report(html, run.records, run.thumbnails)
+        write_report(html, run.records, run.thumbnails, run.heatmaps)
     return run
+
+
+def _resumed(jsonl: Path, line: dict) -> ScanRecord:
+    try:
+        return ScanRecord.from_dict(line)
+    except InputError as err:
+        raise InputError(f"{jsonl} is a damaged likeness scan JSONL: {err}") from None
 
 
 class _NoProgress:
