@@ -310,7 +310,8 @@ def test_fakes_from_a_pack_keep_splits_and_are_not_watermarked(
     from likeness.pipelines.fakes import FakesConfig, make_fakes
 
     out = tmp_path / "fakes"
-    report = make_fakes(small_pack, out, FakesConfig(every=2, weights=(tiny_generator,)))
+    config = FakesConfig(every=2, weights=(tiny_generator,), families=("sbi",))
+    report = make_fakes(small_pack, out, config)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["watermarked"] is False and "do not publish" in manifest["purpose"]
     assert report.counts["train"]["real"] == 4 + 1  # 4 sampled frames of alpha, the photo
@@ -329,6 +330,10 @@ def test_fakes_from_a_pack_keep_splits_and_are_not_watermarked(
             assert pack.item(s.item).identity == s.identity
         if s.label == 0:
             assert data.mesh(s) is not None
+            assert not s.mask and not data.mask(s).any()
+        else:  # every fake knows what it changed
+            mask = data.mask(s)
+            assert mask.shape == (256, 256) and 0.02 < mask.mean() < 0.9 and mask.max() > 0.2
     encodings: dict[str, set] = {}
     for s in data.samples:
         encodings.setdefault(s.video, set()).add(s.encoding)
@@ -336,3 +341,21 @@ def test_fakes_from_a_pack_keep_splits_and_are_not_watermarked(
     with (out / "samples.csv").open() as fh:
         assert len(list(csv.DictReader(fh))) == len(data.samples)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_every_pure_family_lands_in_the_set_with_its_mask(small_pack, tmp_path):
+    from likeness.datasets.fakes_format import FakesSet
+    from likeness.pipelines.fakes import PURE_FAMILIES, FakesConfig, make_fakes
+
+    out = tmp_path / "fakes"
+    # 4 sampled frames of alpha and 4 of beta (train), the four families taking turns.
+    report = make_fakes(small_pack, out, FakesConfig(every=2, generator=False))
+    assert set(report.counts["train"]) == {"real", *PURE_FAMILIES}
+    data = FakesSet.open(out)
+    for s in data.select(label=1):
+        mask = data.mask(s)
+        assert mask is not None and mask.max() > 0.2, s.family
+    # gamma is alone in val: no donor for swap or lipsync there.
+    assert not {"swap", "lipsync"} & set(report.counts.get("val", {}))
+    with pytest.raises(InputError, match="unknown fake family"):
+        FakesConfig(families=("deepfake",))

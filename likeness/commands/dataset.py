@@ -96,7 +96,13 @@ def register(app: typer.Typer) -> None:
             [], "--split", help="Only this split: train, val or test (repeatable; default all)."
         ),
         no_generator: bool = typer.Option(
-            False, "--no-generator", help="Real and self-blended crops only (no generator)."
+            False, "--no-generator", help="Real crops and the pure families only (no generator)."
+        ),
+        family: list[str] = typer.Option(
+            [],
+            "--family",
+            help="Pure fake family to make: sbi, swap, lipsync or lowres (repeatable; "
+            "default all four).",
         ),
         quality: int = typer.Option(95, min=50, max=100, help="JPEG quality of stored crops."),
         seed: int = typer.Option(0, help="Seed for every random choice."),
@@ -106,7 +112,8 @@ def register(app: typer.Typer) -> None:
         """Make the detector's training set: real crops and fakes of the same people.
 
         Per sampled frame one real crop and one fake (generator self-reenactment,
-        cross-reenactment, or self-blend, taking turns); every video of crops goes
+        cross-reenactment, self-blend, face swap, lip-sync or low-resolution face, taking
+        turns), each fake with the mask of what it changed; every video of crops goes
         through one random H.264 or JPEG round trip. Splits follow the pack
         (identity-disjoint). The fakes are not watermarked: training data, not output.
 
@@ -114,7 +121,7 @@ def register(app: typer.Typer) -> None:
         """
         from likeness.config import choose_device
         from likeness.datasets.pack_format import SPLITS
-        from likeness.pipelines.fakes import FakesConfig, make_fakes
+        from likeness.pipelines.fakes import PURE_FAMILIES, FakesConfig, make_fakes
 
         config = FakesConfig(
             every=every,
@@ -122,6 +129,7 @@ def register(app: typer.Typer) -> None:
             splits=tuple(split) or SPLITS,
             weights=tuple(weights),
             generator=not no_generator,
+            families=tuple(family) or PURE_FAMILIES,
             quality=quality,
             seed=seed,
             device=choose_device(device),

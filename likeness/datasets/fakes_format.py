@@ -1,7 +1,8 @@
 """The detector's training set on disk (a FAKES folder): its format, reader and writer.
 numpy and OpenCV only (no torch): the fakes pipeline writes it, detector training reads it.
 
-A FAKES folder, written by `likeness dataset fakes` (pipelines/fakes.py), format 1:
+A FAKES folder, written by `likeness dataset fakes` (pipelines/fakes.py), format 2
+(format 1, without masks, is still read):
 
     FAKES/
       manifest.json    {"format": "likeness-fakes", "version": 1, "watermarked": false,
@@ -11,16 +12,22 @@ A FAKES folder, written by `likeness dataset fakes` (pipelines/fakes.py), format
                        pack's KEY_LANDMARKS in crop pixels, for the real crops (fresh
                        self-blends are made from them during training)
       images/<split>/<row>.jpg   256 px aligned face crops, JPEG
+      masks/<split>/<row>.png    for fakes: where and how much the crop was changed
+                                 (8-bit, 255 = replaced), what the dense head learns
 
-Sample columns: label (0 real, 1 fake), family (real, generator-self, generator-cross,
-sbi), identity (the person whose face the crop shows), split (train, val, test: the
+Sample columns: label (0 real, 1 fake), family (real, or a fake family: FAMILIES),
+identity (the person whose face the crop shows), split (train, val, test: the
 pack's identity-disjoint split), video (the crops that form one video: the sampled
 frames of one clip, or one fake made from it), frame (the crop's place in that video:
 the row of the clip it shows or follows), item (that clip or photo in the pack),
 source and source_frame (the pack item and row whose appearance a generator fake
 animates; for real and self-blended crops the item and frame themselves), weights (tag
 of the generator checkpoint), encoding (the lossy round trip every crop of that video
-went through, e.g. h264-crf23, jpeg-q81).
+went through, e.g. h264-crf23, jpeg-q81), mask (the mask file, empty for real crops and
+fakes made without one).
+
+Families group into the fake kinds that leave-one-family-out holds out together
+(`family_group`): both generator families are one kind, `reenact`.
 """
 
 from __future__ import annotations
@@ -42,12 +49,17 @@ from likeness.media import codecs
 log = logging.getLogger(__name__)
 
 FAKES_FORMAT = "likeness-fakes"
-FAKES_VERSION = 1
+FAKES_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST_NAME = "manifest.json"
 SAMPLES_NAME = "samples.csv"
 LANDMARKS_NAME = "landmarks.npz"
 IMAGES_DIR = "images"
-FAMILIES = ("real", "generator-self", "generator-cross", "sbi")
+MASKS_DIR = "masks"
+REAL = "real"
+FAMILIES = ("generator-self", "generator-cross", "sbi", "swap", "lipsync", "lowres")
+# Family -> the kind of manipulation it stands for (what leave-one-family-out holds out).
+GROUPS = {"generator-self": "reenact", "generator-cross": "reenact"}
 SPLITS = ("train", "val", "test")
 SAMPLE_COLUMNS = (
     "file",
@@ -62,6 +74,7 @@ SAMPLE_COLUMNS = (
     "source_frame",
     "weights",
     "encoding",
+    "mask",
 )
 
 
@@ -80,6 +93,16 @@ class Sample:
     source_frame: int = -1
     weights: str = ""
     encoding: str = ""
+    mask: str = ""
+
+    @property
+    def group(self) -> str:
+        return family_group(self.family)
+
+
+def family_group(family: str) -> str:
+    """The kind of fake a family stands for: `reenact` for both generator families."""
+    return GROUPS.get(family, family)
 
 
 class FakesSet:
@@ -104,7 +127,7 @@ class FakesSet:
             raise InputError(f"cannot read {root / MANIFEST_NAME}: {err}") from None
         if not isinstance(manifest, dict) or manifest.get("format") != FAKES_FORMAT:
             raise InputError(f"{root} is not a detector training set ({MANIFEST_NAME} is not one)")
-        if manifest.get("version") != FAKES_VERSION:
+        if manifest.get("version") not in READABLE_VERSIONS:
             raise InputError(
                 f"{root.name} is training-set format {manifest.get('version')}; this likeness "
                 f"reads {FAKES_VERSION}: rebuild it with `likeness dataset fakes`"
@@ -143,10 +166,34 @@ class FakesSet:
 
     def mesh(self, sample: Sample) -> np.ndarray | None:
         """(468, 3) landmarks in crop pixels for a real crop, None when not stored."""
+        key = self.key_landmarks(sample)
+        if key is None:
+            return None
+        return mesh_from_key_landmarks(key, self.landmark_indices)
+
+    def key_landmarks(self, sample: Sample) -> np.ndarray | None:
+        """The pack's landmark rows (L, 3) in crop pixels, None when not stored."""
         key = self._landmarks.get(sample.row)
         if key is None or not self.landmark_indices:
             return None
-        return mesh_from_key_landmarks(key, self.landmark_indices)
+        return key
+
+    def mask(self, sample: Sample) -> np.ndarray | None:
+        """(H, W) float32 in [0, 1]: where a fake crop was changed; zeros for a real
+        crop; None for a fake stored without one (format 1)."""
+        if sample.label == 0:
+            return None if sample.mask else np.zeros(self.read(sample).shape[:2], np.float32)
+        if not sample.mask:
+            return None
+        path = self.root / sample.mask
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise InputError(f"cannot read {path}: {err.strerror or err}") from None
+        grey = codecs.decode_grey(data)
+        if grey is None:
+            raise InputError(f"{self.root.name}: {sample.mask} does not decode")
+        return grey.astype(np.float32) / 255.0
 
 
 def _read_samples(root: Path) -> list[Sample]:
@@ -173,6 +220,7 @@ def _read_samples(root: Path) -> list[Sample]:
                 source_frame=int(raw.get("source_frame") or -1),
                 weights=raw.get("weights") or "",
                 encoding=raw.get("encoding") or "",
+                mask=raw.get("mask") or "",
             )
         except (KeyError, TypeError, ValueError):
             raise InputError(f"{path.name}: row {n + 2} is damaged") from None
@@ -180,9 +228,9 @@ def _read_samples(root: Path) -> list[Sample]:
             raise InputError(
                 f"{path.name}: row {n + 2} has label {sample.label}, split {sample.split}"
             )
-        resolved = (root / sample.file).resolve()
-        if root.resolve() not in resolved.parents:
-            raise InputError(f"{path.name}: row {n + 2} points outside the folder")
+        for rel in (sample.file, sample.mask):
+            if rel and root.resolve() not in (root / rel).resolve().parents:
+                raise InputError(f"{path.name}: row {n + 2} points outside the folder")
         samples.append(sample)
     if not samples:
         raise InputError(f"{root.name} holds no samples")
@@ -208,14 +256,21 @@ class FakesWriter:
         self.landmarks: list[np.ndarray] = []
         self.bytes = 0
 
-    def add(self, rgb: np.ndarray, landmarks: np.ndarray | None = None, **columns) -> int:
+    def add(
+        self,
+        rgb: np.ndarray,
+        landmarks: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
+        **columns,
+    ) -> int:
+        """One crop (and, for a fake, its float mask in [0, 1]); returns its row."""
         row = len(self.rows)
         rel = f"{IMAGES_DIR}/{columns['split']}/{row:06d}.jpg"
-        path = self.tmp / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = codecs.encode_jpeg(rgb, self.quality)
-        path.write_bytes(data)
-        self.bytes += len(data)
+        self._write(rel, codecs.encode_jpeg(rgb, self.quality))
+        if mask is not None:
+            columns["mask"] = f"{MASKS_DIR}/{columns['split']}/{row:06d}.png"
+            grey = np.clip(np.asarray(mask, np.float32) * 255 + 0.5, 0, 255).astype(np.uint8)
+            self._write(columns["mask"], codecs.encode_png(grey))
         self.rows.append({"file": rel, **{k: columns.get(k, "") for k in SAMPLE_COLUMNS[1:]}})
         if landmarks is not None:
             self.landmark_rows.append(row)
@@ -236,6 +291,12 @@ class FakesWriter:
         (self.tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
         install_dir(self.tmp, self.target)
         return self.target
+
+    def _write(self, rel: str, data: bytes) -> None:
+        path = self.tmp / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        self.bytes += len(data)
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)

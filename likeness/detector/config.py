@@ -32,6 +32,8 @@ class DetectorConfig:
     input_size: int = 160
     drop_rate: float = 0.0
     drop_path_rate: float = 0.0
+    # A dense head that predicts where the crop was changed (network.MaskHead).
+    mask_head: bool = False
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)
@@ -54,7 +56,9 @@ class DetectorConfig:
 PRESETS: dict[str, DetectorConfig] = {
     # Tests and smoke runs: timm's own 0.37 M-parameter test ResNet, which (unlike a
     # MobileNet this small) learns self-blended fakes within ~100 steps on one thread.
-    "tiny": DetectorConfig(name="likeness-detector-tiny", backbone="test_resnet", input_size=64),
+    "tiny": DetectorConfig(
+        name="likeness-detector-tiny", backbone="test_resnet", input_size=64, mask_head=True
+    ),
     # The CPU-trainable model: ResNet-10-T at 3/4 width (ImageNet's widths are for 1000
     # classes; ours must also fit 8 MiB), 2.8 M parameters, 5.3 MiB in float16. From
     # scratch on self-blends, plain ResNets (BatchNorm, ReLU) started learning within a
@@ -66,6 +70,7 @@ PRESETS: dict[str, DetectorConfig] = {
         channels=(48, 96, 192, 384),
         input_size=160,
         drop_rate=0.2,
+        mask_head=True,
     ),
     # For a GPU: ResNet-18-D at 9/16 width, 224 px, 3.6 M parameters, 6.8 MiB.
     "base": DetectorConfig(
@@ -75,6 +80,7 @@ PRESETS: dict[str, DetectorConfig] = {
         input_size=224,
         drop_rate=0.3,
         drop_path_rate=0.05,
+        mask_head=True,
     ),
 }
 
@@ -124,6 +130,15 @@ class TrainConfig:
     calibration_chunk: int = 16  # real val videos are also cut into runs of this many crops
     num_threads: int = 0  # torch CPU threads; 0 leaves torch's default
     num_workers: int = 0  # threads making batches (decode, self-blend, augment)
+    # Dense head: weight of its per-cell BCE against the fakes' masks (reals: all zero).
+    mask_weight: float = 1.0
+    # Share of the online fakes made by each pure family (fresh every batch, from the
+    # real training crops' landmarks; swap and lipsync take another person as donor).
+    online_families: tuple[str, ...] = ("sbi", "swap", "lipsync", "lowres")
+    # Families left out of training altogether (stored and online): leave-one-out runs.
+    exclude_families: tuple[str, ...] = ()
+    # A detector weights folder to start from (its backbone; a new head starts fresh).
+    init: str = ""
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
@@ -131,6 +146,7 @@ class TrainConfig:
         if isinstance(data.get("augment"), dict):
             data["augment"] = AugmentConfig(**data["augment"])
         check_fields(cls, data, "detector training config")
+        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         config = cls(**data)
         preset(config.preset)
         if config.calibration not in ("platt", "isotonic"):

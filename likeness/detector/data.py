@@ -7,6 +7,8 @@ the batches it would have seen.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 import torch
@@ -34,11 +36,19 @@ def _colour(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
 
-def augment(rgb: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator, size: int) -> np.ndarray:
-    """One training view of a 256 px crop, resized to `size`."""
+def augment(
+    rgb: np.ndarray,
+    cfg: AugmentConfig,
+    rng: np.random.Generator,
+    size: int,
+    mask: np.ndarray | None = None,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """One training view of a 256 px crop, resized to `size`; with `mask`, the mask
+    follows the same flip and crop (and comes back resized too)."""
     out = rgb
     if rng.random() < cfg.flip:
         out = out[:, ::-1]
+        mask = None if mask is None else mask[:, ::-1]
     if rng.random() < cfg.colour:
         out = _colour(out, rng)
     h, w = out.shape[:2]
@@ -50,6 +60,11 @@ def augment(rgb: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator, size:
             (w, h),
             interpolation=cv2.INTER_LINEAR,
         )
+        if mask is not None:
+            mh, mw = mask.shape
+            my0, my1, mx0, mx1 = (round(v * mh / h) for v in (y0, y1, x0, x1))
+            part = np.ascontiguousarray(mask[my0 : mh - my1, mx0 : mw - mx1])
+            mask = cv2.resize(part, (mw, mh), interpolation=cv2.INTER_LINEAR)
     if rng.random() < cfg.blur:
         out = cv2.GaussianBlur(np.ascontiguousarray(out), (0, 0), rng.uniform(0.4, 1.6) * w / 256)
     if rng.random() < cfg.resize:
@@ -68,7 +83,9 @@ def augment(rgb: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator, size:
         out = codecs.jpeg_roundtrip(np.ascontiguousarray(out), int(rng.integers(35, 96)))
     elif r < cfg.jpeg + cfg.h264 and codecs.h264_available():
         out = codecs.h264_roundtrip([np.ascontiguousarray(out)], int(rng.integers(20, 37)))[0]
-    return resize_to(out, size)
+    if mask is None:
+        return resize_to(out, size)
+    return resize_to(out, size), resize_to(np.ascontiguousarray(mask, np.float32), size)
 
 
 def resize_to(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -81,24 +98,38 @@ def resize_to(rgb: np.ndarray, size: int) -> np.ndarray:
 # ---------------------------------------------------------------- batches
 
 
+@dataclass
+class _View:
+    rgb: np.ndarray  # at the working size
+    mask: np.ndarray | None  # (H, W) float in [0, 1]; None: not known (format-1 fakes)
+
+
 class BatchSampler:
     """Balanced batches: `fake_fraction` fakes, drawn evenly over the stored fake
-    families plus fresh self-blends of real training crops."""
+    families plus fresh online fakes of real training crops (`online_sbi` of the
+    fakes; SBI's lesson: endless new blends), each online fake from one of the pure
+    families (`online_families`). Families in `exclude_families` never appear."""
 
     def __init__(self, data: FakesSet, config: DetectorConfig, train: TrainConfig) -> None:
         self.data = data
         self.config = config
         self.train = train
+        excluded = set(train.exclude_families)
         self.reals = data.select("train", label=0)
-        fakes = data.select("train", label=1)
-        if not self.reals or (not fakes and not train.online_sbi):
+        fakes = [
+            s
+            for s in data.select("train", label=1)
+            if s.family not in excluded and s.group not in excluded
+        ]
+        self.online = tuple(f for f in train.online_families if f not in excluded)
+        if not self.reals or (not fakes and not (train.online_sbi and self.online)):
             raise InputError(f"{data.root.name}: its train split needs real and fake crops")
         self.families: dict[str, list[Sample]] = {}
         for s in fakes:
             self.families.setdefault(s.family, []).append(s)
-        self.blendable = [s for s in self.reals if data.mesh(s) is not None]
-        if not self.blendable and not self.families:
-            raise InputError(f"{data.root.name}: no fakes and no landmarks to make self-blends")
+        self.blendable = [s for s in self.reals if data.key_landmarks(s) is not None]
+        if not (self.blendable and self.online) and not self.families:
+            raise InputError(f"{data.root.name}: no fakes and no landmarks to make fakes from")
         self._pool = None
         if train.num_workers > 1:
             from concurrent.futures import ThreadPoolExecutor
@@ -106,40 +137,75 @@ class BatchSampler:
             # OpenCV and numpy release the GIL: threads are enough, and keep memory shared.
             self._pool = ThreadPoolExecutor(train.num_workers)
 
-    def _work(self, sample: Sample, blend: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    def _work(self, sample: Sample, with_mask: bool = True) -> tuple[_View, np.ndarray | None]:
         """A crop at the working size (twice the input, at most the stored size: finer
-        work is thrown away by the final resize), with its mesh when `blend`."""
+        work is thrown away by the final resize), its mask, and its landmark rows."""
         rgb = self.data.read(sample)
-        mesh = self.data.mesh(sample) if blend else None
+        key = self.data.key_landmarks(sample)
+        mask = self.data.mask(sample) if with_mask else None
         work = min(rgb.shape[0], 2 * self.config.input_size)
         if work < rgb.shape[0]:
-            if mesh is not None:
-                mesh = mesh * np.float32(work / rgb.shape[0])
+            if key is not None:
+                key = key * np.float32(work / rgb.shape[0])
             rgb = cv2.resize(rgb, (work, work), interpolation=cv2.INTER_AREA)
-        return rgb, mesh
+            if mask is not None:
+                mask = cv2.resize(mask, (work, work), interpolation=cv2.INTER_AREA)
+        return _View(rgb, mask), key
 
-    def _fake(self, rng: np.random.Generator) -> np.ndarray:
-        online = self.blendable and (not self.families or rng.random() < self.train.online_sbi)
+    def _online(self, rng: np.random.Generator) -> _View:
+        from likeness.datasets.families import needs_donor
+
+        family = self.online[int(rng.integers(len(self.online)))]
+        target = self.blendable[int(rng.integers(len(self.blendable)))]
+        view, key = self._work(target, with_mask=False)
+        donor = donor_key = None
+        if needs_donor(family):
+            others = [s for s in self.blendable if s.identity != target.identity]
+            if not others:  # one person only: the face blends onto itself
+                return self._forge("sbi", view, key, rng)
+            donor_view, donor_key = self._work(others[int(rng.integers(len(others)))], False)
+            donor = donor_view.rgb
+        return self._forge(family, view, key, rng, donor, donor_key)
+
+    @staticmethod
+    def _forge(family, view: _View, key, rng, donor=None, donor_key=None) -> _View:
+        from likeness.datasets.families import make_forgery
+
+        made = make_forgery(family, view.rgb, key, rng, donor=donor, donor_lm=donor_key)
+        return _View(made.image, made.mask)
+
+    def _fake(self, rng: np.random.Generator) -> _View:
+        online = (
+            self.blendable
+            and self.online
+            and (not self.families or rng.random() < self.train.online_sbi)
+        )
         if online:
-            from likeness.datasets.self_blend import self_blend
-
-            sample = self.blendable[int(rng.integers(len(self.blendable)))]
-            rgb, mesh = self._work(sample, blend=True)
-            return self_blend(rgb, mesh, rng).image
+            return self._online(rng)
         names = sorted(self.families)
         pool = self.families[names[int(rng.integers(len(names)))]]
-        return self._work(pool[int(rng.integers(len(pool)))], blend=False)[0]
+        return self._work(pool[int(rng.integers(len(pool)))])[0]
 
-    def _one(self, label: float, seed: list[int]) -> np.ndarray:
+    def _one(self, label: float, seed: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
         rng = np.random.default_rng(seed)
         if label:
-            rgb = self._fake(rng)
+            view = self._fake(rng)
         else:
-            rgb = self._work(self.reals[int(rng.integers(len(self.reals)))], blend=False)[0]
-        return augment(rgb, self.train.augment, rng, self.config.input_size)
+            view = self._work(self.reals[int(rng.integers(len(self.reals)))])[0]
+        if view.mask is None:
+            return augment(view.rgb, self.train.augment, rng, self.config.input_size), None
+        return augment(view.rgb, self.train.augment, rng, self.config.input_size, view.mask)
 
     def batch(self, step: int, batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(images (B, 3, S, S) float in [0, 1], labels (B,) float)."""
+        images, labels, _, _ = self.dense_batch(step, batch_size)
+        return images, labels
+
+    def dense_batch(
+        self, step: int, batch_size: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(images, labels, masks (B, S, S) float in [0, 1], mask_known (B,) float: 0
+        where a stored fake has no mask)."""
         n = batch_size or self.train.batch_size
         seed = self.train.seed
         rng = np.random.default_rng([seed, step])
@@ -149,11 +215,22 @@ class BatchSampler:
         # Each crop has its own generator, so threads cannot change what it becomes.
         seeds = [[seed, step, i] for i in range(n)]
         if self._pool is not None:
-            crops = list(self._pool.map(self._one, labels, seeds))
+            made = list(self._pool.map(self._one, labels, seeds))
         else:
-            crops = [self._one(label, s) for label, s in zip(labels, seeds, strict=True)]
-        x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)
-        return x, torch.from_numpy(labels)
+            made = [self._one(label, s) for label, s in zip(labels, seeds, strict=True)]
+        size = self.config.input_size
+        masks = np.zeros((n, size, size), np.float32)
+        known = np.zeros(n, np.float32)
+        for i, (_, mask) in enumerate(made):
+            if mask is not None:
+                masks[i], known[i] = mask, 1.0
+        x = torch.from_numpy(np.stack([m[0] for m in made])).permute(0, 3, 1, 2).float()
+        return (
+            x.div_(255.0),
+            torch.from_numpy(labels),
+            torch.from_numpy(masks),
+            torch.from_numpy(known),
+        )
 
 
 def evaluation_images(data: FakesSet, samples: list[Sample], size: int) -> np.ndarray:

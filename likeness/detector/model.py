@@ -116,22 +116,40 @@ class DetectorModel:
 
         return cls(network, decision, device, weights_hash=sha256_file(folder / WEIGHTS_NAME))
 
-    @torch.inference_mode()
+    @property
+    def has_mask_head(self) -> bool:
+        return self.network.mask_head is not None
+
     def logits(self, crops: np.ndarray) -> np.ndarray:
         """Aligned crops (N, H, W, 3) uint8 RGB -> raw logits (N,)."""
+        return self.dense(crops, maps=False)[0]
+
+    @torch.inference_mode()
+    def dense(self, crops: np.ndarray, maps: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Aligned crops (N, H, W, 3) uint8 RGB -> (raw logits (N,), where each crop was
+        changed as probabilities (N, S/8, S/8) in crop space, or None without a mask
+        head or with `maps=False`)."""
         crops = np.asarray(crops)
         if crops.ndim == 3:
             crops = crops[None]
         from likeness.detector.data import resize_to
 
         size = self.config.input_size
-        out = []
+        want = maps and self.has_mask_head
+        out, heat = [], []
         for start in range(0, len(crops), self.batch_size):
             # Resized as training resized them (OpenCV, area), not by the network.
             batch = np.stack([resize_to(c, size) for c in crops[start : start + self.batch_size]])
             x = to_tensor(batch, self.device)
-            out.append(self.network(x).float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros(0, np.float32)
+            if want:
+                logits, mask = self.network.forward_dense(x)
+                heat.append(torch.sigmoid(mask).float().cpu().numpy())
+            else:
+                logits = self.network(x)
+            out.append(logits.float().cpu().numpy())
+        if not out:
+            return np.zeros(0, np.float32), None
+        return np.concatenate(out), (np.concatenate(heat) if want else None)
 
     def probabilities(self, crops: np.ndarray) -> np.ndarray:
         """Calibrated probabilities that each crop is manipulated."""

@@ -15,6 +15,7 @@ Imports only torch, numpy, OpenCV, timm, safetensors and scikit-learn.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from likeness import training
-from likeness.datasets.fakes_format import FakesSet, Sample
+from likeness.datasets.fakes_format import FAMILIES, FakesSet, Sample
 from likeness.detector import metrics
 from likeness.detector.calibrate import fit_calibration, threshold_at_fpr
 from likeness.detector.config import DetectorConfig, TrainConfig, preset
@@ -33,6 +34,7 @@ from likeness.detector.network import FaceClassifier
 from likeness.detector.pooling import PoolingConfig, pool_scores
 from likeness.errors import InputError
 from likeness.training import RunState, open_run, run_chunk, save_checkpoint
+from likeness.weights_io import write_text_atomic
 
 CSV_FIELDS = (
     "step",
@@ -46,6 +48,10 @@ CSV_FIELDS = (
     "val_auc_generator_self",
     "val_auc_generator_cross",
     "val_auc_sbi",
+    "val_auc_swap",
+    "val_auc_lipsync",
+    "val_auc_lowres",
+    "mask_loss",
     "val_video_auc",
     "threshold",
     "val_video_tpr",
@@ -57,6 +63,39 @@ def _lr(train: TrainConfig, step: int) -> float:
         return train.lr * (step + 1) / train.warmup
     progress = min(1.0, (step - train.warmup) / max(1, train.steps - train.warmup))
     return train.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _mask_loss(mask_logits: torch.Tensor, masks: torch.Tensor, known: torch.Tensor):
+    """Per-cell BCE against the masks, area-averaged to the head's grid, over the
+    crops whose mask is known. Cells are weighted so that the changed area and the rest
+    count alike in each fake (a mask covers a fifth of a crop at most, and an
+    unweighted loss is won by predicting nothing)."""
+    target = F.adaptive_avg_pool2d(masks[:, None], mask_logits.shape[-2:])[:, 0]
+    changed = (target > 0.05).float()
+    share = changed.mean(dim=(1, 2), keepdim=True).clamp(0.05, 0.95)
+    weight = torch.where(changed > 0, 0.5 / share, 0.5 / (1 - share))
+    cell = F.binary_cross_entropy_with_logits(mask_logits, target, reduction="none")
+    per_crop = (cell * weight).mean(dim=(1, 2))
+    return (per_crop * known).sum() / known.sum().clamp(min=1)
+
+
+def init_backbone(network: FaceClassifier, folder: Path) -> None:
+    """Start from another detector's weights: every tensor whose name and shape match
+    (the backbone and classifier of an earlier model); a new mask head starts fresh."""
+    from safetensors.torch import load_file
+
+    from likeness.weights_io import WEIGHTS_NAME
+
+    path = folder / WEIGHTS_NAME if folder.is_dir() else folder
+    try:
+        state = load_file(str(path))
+    except Exception as err:  # SafetensorError, OSError
+        raise InputError(f"--set init: cannot read detector weights {path}: {err}") from None
+    own = network.state_dict()
+    fits = {k: v.float() for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not fits:
+        raise InputError(f"--set init: {path} shares no tensor with this detector")
+    network.load_state_dict(fits, strict=False)
 
 
 def _chunks(samples: list[Sample], size: int) -> list[list[int]]:
@@ -98,6 +137,8 @@ class Trainer:
         self.val = subsample(self.data.select("val"), train.val_max, seed=train.seed)
         self._val_images: np.ndarray | None = None
         self.network = FaceClassifier(config).to(self.device)
+        if train.init and ckpt is None:
+            init_backbone(self.network, Path(train.init))
         self.opt = torch.optim.AdamW(
             self.network.parameters(), lr=train.lr, weight_decay=train.weight_decay
         )
@@ -123,23 +164,27 @@ class Trainer:
         tr = self.train
         step = self.state.step
         torch.manual_seed(tr.seed * 1_000_003 + step)  # dropout: same on resume
-        images, labels = self.sampler.batch(step)
-        images, labels = images.to(self.device), labels.to(self.device)
+        images, labels, masks, known = (t.to(self.device) for t in self.sampler.dense_batch(step))
         lr = _lr(tr, step)
         for group in self.opt.param_groups:
             group["lr"] = lr
         self.network.train()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            logits = self.network(images).float()
+            logits, mask_logits = self.network.forward_dense(images)
+        logits = logits.float()
         targets = labels * (1 - tr.label_smoothing) + 0.5 * tr.label_smoothing
         loss = F.binary_cross_entropy_with_logits(logits, targets)
+        mask_loss = torch.zeros((), device=self.device)
+        if mask_logits is not None and tr.mask_weight > 0 and known.sum() > 0:
+            mask_loss = _mask_loss(mask_logits.float(), masks, known)
+            loss = loss + tr.mask_weight * mask_loss
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.network.parameters(), 5.0)
         self.opt.step()
         self.state.step += 1
         acc = ((logits.detach() > 0).float() == labels).float().mean().item()
-        return {"loss": loss.item(), "acc": acc, "lr": lr}
+        return {"loss": loss.item(), "acc": acc, "lr": lr, "mask_loss": mask_loss.item()}
 
     @torch.no_grad()
     def val_logits(self) -> np.ndarray:
@@ -171,7 +216,7 @@ class Trainer:
             "val_ap": metrics.average_precision(labels, logits),
         }
         families = np.array([s.family for s in self.val])
-        for family in ("generator-self", "generator-cross", "sbi"):
+        for family in FAMILIES:
             keep = (families == family) | (labels == 0)
             if (families == family).any():
                 row[f"val_auc_{family.replace('-', '_')}"] = metrics.auc(labels[keep], logits[keep])
@@ -249,7 +294,23 @@ class Trainer:
     def checkpoint(self, final: bool = False) -> dict[str, float]:
         metrics = self.validate()
         self.save()
+        self._keep_best(metrics)
         return metrics
+
+    def _keep_best(self, metrics: dict[str, float]) -> None:
+        """Weights of the checkpoint with the best validation video AUC so far go to
+        `best/` (the last checkpoint is not always the best one to ship)."""
+        score = metrics.get("val_video_auc")
+        if score is None or not math.isfinite(score) or self.decision is None:
+            return
+        marker = self.out / "best" / "best.json"
+        try:
+            best = json.loads(marker.read_text())["val_video_auc"]
+        except (OSError, ValueError, KeyError, TypeError):
+            best = -1.0
+        if score > best:
+            save_weights(self.network, self.out / "best", self.decision)
+            write_text_atomic(marker, json.dumps({"val_video_auc": score, "step": self.state.step}))
 
     def run(
         self, minutes: float | None = None, steps: int | None = None, progress=None

@@ -28,6 +28,20 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 95) -> bytes:
     return buf.tobytes()
 
 
+def encode_png(image: np.ndarray) -> bytes:
+    """A grey (H, W) or RGB (H, W, 3) uint8 image as PNG bytes."""
+    pixels = image if image.ndim == 2 else image[..., ::-1]
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(pixels))
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def decode_grey(data: bytes) -> np.ndarray | None:
+    """PNG/JPEG bytes -> (H, W) uint8, or None when they do not decode."""
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+
+
 def decode_image(data: bytes) -> np.ndarray | None:
     """JPEG/PNG bytes -> RGB uint8, or None when they do not decode."""
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)

@@ -12,10 +12,17 @@ those frames also yields one fake, the fake families taking turns along the clip
 - generator-cross: another person of the same split (a photo or a frame of another
   clip, fixed per clip) is driven by this clip with relative motion transfer, and
   pasted back into that person's crop;
-- sbi: this frame blended onto itself through a landmark mask (`self_blend`).
+- the pure families of `likeness.datasets.families` (numpy in, numpy out): sbi (this
+  frame blended onto itself through a landmark mask), swap (another person of the split
+  warped onto this face, colour-matched and blended), lipsync (the lower face replaced
+  by a low-resolution mouth of another person), lowres (the face rendered small and
+  upsampled). swap and lipsync take their donor among the split's other people.
+
+Every fake is stored with its mask (where and how much the crop changed), which the
+detector's dense head learns to predict.
 
 Generator families repeat for every `--weights` folder (earlier checkpoints are other
-fake families). Photos give a real crop and a self-blend each. Every video of crops,
+fake families). Photos give a real crop and one fake of a pure family each. Every video of crops,
 real or fake, then goes through one lossy round trip drawn at random (H.264 at CRF
 18-32, or JPEG at quality 60-95), so compression does not separate the classes.
 
@@ -33,7 +40,6 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -47,10 +53,11 @@ from likeness.datasets.fakes_format import (
     FakesWriter,
 )
 from likeness.errors import InputError, OutputError
-from likeness.faces.regions import mesh_from_key_landmarks
 from likeness.media import codecs
+from likeness.ui import no_progress
 
 GENERATOR_FAMILIES = ("generator-self", "generator-cross")
+PURE_FAMILIES = ("sbi", "swap", "lipsync", "lowres")
 
 
 @dataclass(frozen=True)
@@ -59,8 +66,8 @@ class FakesConfig:
     max_frames_per_clip: int | None = None  # sampled frames per clip, at most
     splits: tuple[str, ...] = SPLITS
     weights: tuple[Path, ...] = ()  # generator folders; empty: the shipped model
-    generator: bool = True  # False: real and self-blended crops only
-    sbi: bool = True
+    generator: bool = True  # False: real crops and the pure families only
+    families: tuple[str, ...] = PURE_FAMILIES  # pure families (datasets.families)
     quality: int = 95  # JPEG quality of the stored crops
     h264_share: float = 0.6  # videos round-tripped through H.264 (the rest through JPEG)
     crf: tuple[int, int] = (18, 32)
@@ -78,8 +85,11 @@ class FakesConfig:
         unknown = [s for s in self.splits if s not in SPLITS]
         if unknown or not self.splits:
             raise InputError(f"unknown split(s) {unknown}: use {', '.join(SPLITS)}")
-        if not (self.generator or self.sbi):
-            raise InputError("no fake family left: keep the generator or self-blends")
+        unknown = [f for f in self.families if f not in PURE_FAMILIES]
+        if unknown:
+            raise InputError(f"unknown fake family {unknown}: use {', '.join(PURE_FAMILIES)}")
+        if not (self.generator or self.families):
+            raise InputError("no fake family left: keep the generator or a pure family")
         if not 50 <= self.quality <= 100:
             raise InputError(f"--quality must be 50-100, got {self.quality}")
 
@@ -138,9 +148,9 @@ class FakesBuilder:
         self.slots: list[tuple[str, str]] = [
             (family, tag) for tag, _ in self.models for family in GENERATOR_FAMILIES
         ]
-        if config.sbi:
-            self.slots.append(("sbi", ""))
+        self.slots += [(family, "") for family in config.families]
         self.report = FakesReport(self.out)
+        self.paste_mask: np.ndarray | None = None  # animate's paste mask, at crop size
 
     # ------------------------------------------------------------ inputs
 
@@ -160,14 +170,12 @@ class FakesBuilder:
             rows = rows[: self.config.max_frames_per_clip]
         return rows
 
-    def _mesh(self, key: np.ndarray) -> np.ndarray:
-        return mesh_from_key_landmarks(key, self.pack.landmark_indices)
-
     # ------------------------------------------------------------ fakes
 
     def _render(self, model, source: np.ndarray, kp_source, kp_targets) -> list[np.ndarray]:
         from likeness.faces import paste_back
         from likeness.faces.align import AlignedCrop, AlignParams
+        from likeness.faces.paste import PasteConfig, crop_mask
 
         size = source.shape[0]
         eye = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
@@ -176,6 +184,8 @@ class FakesBuilder:
         crop = AlignedCrop(
             source, eye, eye, AlignParams(size / 2, size / 2, size / 2, 0.0), (size, size)
         )
+        if self.paste_mask is None or self.paste_mask.shape[0] != size:
+            self.paste_mask = crop_mask(size, PasteConfig())
         appearance = model.extract_appearance(source)
         out = []
         bs = self.config.batch_size
@@ -183,7 +193,7 @@ class FakesBuilder:
             rendered = model.render(
                 appearance, kp_source, np.asarray(kp_targets[start : start + bs])
             )
-            out += [paste_back(source, face, crop) for face in rendered]
+            out += [paste_back(source, face, crop, mask=self.paste_mask) for face in rendered]
         return out
 
     def _generator_fakes(self, clip: _Clip, family: str, tag: str, rows: list[int], sources, rng):
@@ -207,23 +217,43 @@ class FakesBuilder:
         frames = self._render(model, src.frames[s], src.keypoints[s], targets)
         return frames, src.item.id, s, src.item.identity, f"{item.id}/cross/{tag}/{src.item.id}"
 
-    def _sbi(self, clip: _Clip, rows: list[int], rng) -> list[np.ndarray]:
-        from likeness.datasets.self_blend import self_blend
+    def _pure(self, family: str, clip: _Clip, rows: list[int], donors, rng):
+        """(images, masks) of one fake video of a pure family, or None when the family
+        needs a donor and the split has no other person."""
+        from likeness.datasets.families import make_forgery, needs_donor
 
-        return [self_blend(clip.frames[j], self._mesh(clip.landmarks[j]), rng).image for j in rows]
+        donor = None
+        if needs_donor(family):
+            others = [c for c in donors if c.item.identity != clip.item.identity]
+            if not others:
+                return None
+            donor = others[int(rng.integers(len(others)))]
+        images, masks = [], []
+        for j in rows:
+            made = make_forgery(
+                family, clip.frames[j], clip.landmarks[j], rng,
+                donor=None if donor is None else donor.frames[0],
+                donor_lm=None if donor is None else donor.landmarks[0],
+            )  # fmt: skip
+            images.append(made.image)
+            masks.append(made.mask)
+        return images, masks
 
     # ------------------------------------------------------------ writing
 
     def _write_video(
-        self, writer, images, rng, *, positions, source_rows, landmarks=None, **columns
-    ) -> None:
-        """One video of crops: one round trip for all, then one row per crop."""
+        self, writer, images, rng, *, positions, source_rows, landmarks=None, masks=None,
+        **columns,
+    ) -> None:  # fmt: skip
+        """One video of crops: one round trip for all, then one row per crop (with its
+        mask, for fakes)."""
         coded, encoding = roundtrip(list(images), self.config, rng)
         for k, rgb in enumerate(coded):
             marks = None if landmarks is None else landmarks[k]
+            mask = None if masks is None else masks[k]
             writer.add(
-                rgb, marks, frame=positions[k], source_frame=source_rows[k], encoding=encoding,
-                **columns,
+                rgb, marks, mask, frame=positions[k], source_frame=source_rows[k],
+                encoding=encoding, **columns,
             )  # fmt: skip
             counts = self.report.counts.setdefault(columns["split"], {})
             counts[columns["family"]] = counts.get(columns["family"], 0) + 1
@@ -244,7 +274,7 @@ class FakesBuilder:
                     item,
                     clip.frames[s : s + 1],
                     clip.landmarks[s : s + 1],
-                    clip.keypoints[s : s + 1],
+                    None if clip.keypoints is None else clip.keypoints[s : s + 1],
                 )
             )
         return out
@@ -257,8 +287,7 @@ class FakesBuilder:
             raise InputError(f"pack {self.pack.root.name} has no items in {', '.join(cfg.splits)}")
         writer = FakesWriter(self.out, cfg.quality, cfg.force)
         try:
-            bar = progress("making fakes", len(items)) if progress else nullcontext(_no_progress)
-            with bar as step:
+            with (progress or no_progress)("making fakes", len(items)) as step:
                 for split in cfg.splits:
                     self._split(writer, split, step)
             manifest = self._manifest(time.monotonic() - t0)
@@ -272,9 +301,10 @@ class FakesBuilder:
 
     def _split(self, writer: FakesWriter, split: str, step) -> None:
         cfg = self.config
-        sources = self._sources(split) if any(f == "generator-cross" for f, _ in self.slots) else []
+        donor_families = {"generator-cross", "swap", "lipsync"}
+        sources = self._sources(split) if any(f in donor_families for f, _ in self.slots) else []
         if sources and len({c.item.identity for c in sources}) < 2:
-            self.report.notes.append(f"{split}: one identity only, no cross-reenactment fakes")
+            self.report.notes.append(f"{split}: one identity only, no fakes that need a donor")
         for item in self.pack.select(split):
             rng = np.random.default_rng(_seed(cfg.seed, item.id))
             clip = self._load(item)
@@ -285,12 +315,9 @@ class FakesBuilder:
                     family="real", video=item.id, positions=[0], source=item.id,
                     source_rows=[0], **base,
                 )  # fmt: skip
-                if cfg.sbi:
-                    self._write_video(
-                        writer, self._sbi(clip, [0], rng), rng, label=1, family="sbi",
-                        video=f"{item.id}/sbi", positions=[0], source=item.id,
-                        source_rows=[0], **base,
-                    )  # fmt: skip
+                if cfg.families:
+                    family = cfg.families[int(rng.integers(len(cfg.families)))]
+                    self._write_pure(writer, family, clip, [0], sources, rng, base)
                 step()
                 continue
             rows = self._rows(item)
@@ -304,12 +331,8 @@ class FakesBuilder:
                 mine = [j for k, j in enumerate(rows) if (k + offset) % len(self.slots) == n]
                 if not mine:
                     continue
-                if family == "sbi":
-                    self._write_video(
-                        writer, self._sbi(clip, mine, rng), rng, label=1, family="sbi",
-                        video=f"{item.id}/sbi", positions=mine, source=item.id,
-                        source_rows=mine, **base,
-                    )  # fmt: skip
+                if family in PURE_FAMILIES:
+                    self._write_pure(writer, family, clip, mine, sources, rng, base)
                     continue
                 made = self._generator_fakes(clip, family, tag, mine, sources, rng)
                 if made is None:
@@ -318,9 +341,20 @@ class FakesBuilder:
                 self._write_video(
                     writer, frames, rng, label=1, family=family, video=video, positions=mine,
                     source=source, source_rows=[s] * len(mine), weights=tag,
-                    **{**base, "identity": identity},
+                    masks=[self.paste_mask] * len(mine), **{**base, "identity": identity},
                 )  # fmt: skip
             step()
+
+    def _write_pure(self, writer, family, clip: _Clip, rows, sources, rng, base) -> None:
+        made = self._pure(family, clip, rows, sources, rng)
+        if made is None:
+            return
+        images, masks = made
+        item = clip.item
+        self._write_video(
+            writer, images, rng, label=1, family=family, video=f"{item.id}/{family}",
+            positions=rows, source=item.id, source_rows=rows, masks=masks, **base,
+        )  # fmt: skip
 
     def _manifest(self, seconds: float) -> dict:
         cfg = self.config
@@ -348,10 +382,6 @@ class FakesBuilder:
             "h264": codecs.h264_available(),
             "seconds": round(seconds, 1),
         }
-
-
-def _no_progress(n: int = 1) -> None:
-    return None
 
 
 def make_fakes(
