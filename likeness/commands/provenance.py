@@ -116,7 +116,8 @@ def register(app: typer.Typer) -> None:
         action: list[str] = typer.Option(
             ["c2pa.created"],
             "--action",
-            help="C2PA action (repeatable); the first must be c2pa.created or c2pa.opened.",
+            help="C2PA action (repeatable); the first must be c2pa.created or c2pa.opened "
+            "(then FILE itself is recorded as the parentOf ingredient that was opened).",
         ),
         source_type: str = typer.Option(
             "trainedAlgorithmicMedia",

@@ -23,6 +23,7 @@ MP4 = "video/mp4"
 JPEG = "image/jpeg"
 PNG = "image/png"
 SIGNABLE = {MP4: (".mp4", ".m4v"), JPEG: (".jpg", ".jpeg"), PNG: (".png",)}
+THUMBNAIL_ID = "likeness-thumbnail.jpg"
 FORMAT_NAMES = {MP4: "MP4", JPEG: "JPEG", PNG: "PNG"}
 
 # Formats we recognise only to name them in a refusal ("x.gif is a GIF ...").
@@ -223,8 +224,16 @@ def sign_stream(
     keys: SigningKeys,
     ingredients: Sequence[IngredientSource] = (),
     tsa_url: str | None = None,
+    thumbnail: bytes | None = None,
+    created_labels: Sequence[str] = (),
 ) -> None:
-    """Embed a signed manifest for `src` into `dst` (a fresh temp path the caller owns)."""
+    """Embed a signed manifest for `src` into `dst` (a fresh temp path the caller owns).
+
+    `thumbnail` (JPEG bytes) becomes the claim thumbnail where c2pa makes none itself
+    (video); assertions whose labels are in `created_labels` are filed as *created* (the
+    signer vouches for them) rather than *gathered*."""
+    import io
+
     import c2pa
 
     try:
@@ -239,9 +248,16 @@ def sign_stream(
         ) from None
     # Our own root is a trust anchor while signing, so that ingredients we made earlier
     # are recorded in the chain as validated against it.
-    context = c2pa.Context.from_dict(_settings([keys.root_pem]))
+    settings = _settings([keys.root_pem])
+    if created_labels:
+        settings["builder"] = {"created_assertion_labels": list(created_labels)}
+    if thumbnail is not None:
+        manifest = {**manifest, "thumbnail": {"format": JPEG, "identifier": THUMBNAIL_ID}}
+    context = c2pa.Context.from_dict(settings)
     try:
         with c2pa.Builder(manifest, context=context) as builder:
+            if thumbnail is not None:
+                builder.add_resource(THUMBNAIL_ID, io.BytesIO(thumbnail))
             for ingredient in ingredients:
                 try:
                     with open(ingredient.path, "rb") as fh:

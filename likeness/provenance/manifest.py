@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from likeness import __version__
 from likeness.errors import InputError
@@ -30,7 +30,35 @@ DIGITAL_SOURCE_TYPES = (
 # the C2PA spec asks of algorithms outside its registry).
 SOFT_BINDING_ALG = "com.likeness.watermark.v1"
 SOFT_BINDING_LABEL = "c2pa.soft-binding"
+# What a resolver needs to know, in the assertion itself (`name`): where the payload
+# comes from and how it maps to a manifest.
+SOFT_BINDING_NAME = (
+    "likeness invisible watermark: 64-bit payload (48-bit content id + 16-bit key id) "
+    "in every frame, readable only with the signer's watermark key; the signer's store "
+    "maps the payload to this manifest. value: the payload, base64; name ends in it as hex"
+)
 MODEL_PARAM = "com.likeness.model"
+# The ingredient's file hash, in the ingredient assertion's metadata (C2PA ingredients
+# carry no hash of an asset without a manifest of its own).
+INGREDIENT_SHA256 = "com.likeness.sha256"
+# The `label` c2pa-rs links a c2pa.opened action to (its parentOf ingredient).
+PARENT_ID = "likeness-parent"
+# Labels of assertions likeness makes (c2pa-rs files these as *created*, vouched for by
+# the signer, instead of *gathered*; the thumbnails and ingredients it makes for us too).
+CREATED_LABELS = (
+    "c2pa.actions",
+    "c2pa.actions.v2",
+    SOFT_BINDING_LABEL,
+    "c2pa.ingredient",
+    "c2pa.ingredient.v2",
+    "c2pa.ingredient.v3",
+    "c2pa.thumbnail.claim",
+    "c2pa.thumbnail.claim.jpeg",
+    "c2pa.thumbnail.claim.png",
+    "c2pa.thumbnail.ingredient",
+    "c2pa.thumbnail.ingredient.jpeg",
+    "c2pa.thumbnail.ingredient.png",
+)
 # C2PA 2.x: the first action must be one of these (c2pa-rs refuses to sign otherwise).
 FIRST_ACTIONS = ("c2pa.created", "c2pa.opened")
 _ACTION_NAME = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+$")
@@ -103,6 +131,9 @@ def build_manifest(
     entries: list[dict] = []
     for name in check_actions(actions):
         entry: dict = {"action": name, "softwareAgent": agent}
+        if name == "c2pa.opened":
+            # C2PA 2.x: c2pa.opened names the parentOf ingredient it opened.
+            entry["parameters"] = {"ingredientIds": [PARENT_ID]}
         if name == "c2pa.created":
             entry["digitalSourceType"] = source_type
             model = {
@@ -121,16 +152,20 @@ def build_manifest(
         assertions.append(
             {
                 "label": SOFT_BINDING_LABEL,
+                "created": True,
                 "data": {
                     "alg": soft_binding.alg,
-                    # The spec's block value is base64; `name` repeats it as hex so a
-                    # person can match it against `likeness verify` output by eye.
+                    # The block value as c2pa-rs's reader types it (text: the payload in
+                    # base64; c2pa-python's JSON builder cannot write a CBOR byte string),
+                    # `pad` as its type requires; `name` ends in the payload as hex, to
+                    # match against `likeness verify` output by eye.
                     "blocks": [{"scope": {}, "value": base64.b64encode(payload).decode()}],
-                    "name": f"likeness watermark payload {soft_binding.payload_hex}",
+                    "pad": [],
+                    "name": f"{SOFT_BINDING_NAME}: {soft_binding.payload_hex}",
                 },
             }
         )
-    assertions.insert(0, {"label": "c2pa.actions", "data": {"actions": entries}})
+    assertions.insert(0, {"label": "c2pa.actions", "created": True, "data": {"actions": entries}})
     return {
         "claim_generator_info": [agent],
         "title": safe_title(title),
@@ -138,10 +173,19 @@ def build_manifest(
     }
 
 
-def ingredient_definition(path_name: str, relationship: str = "inputTo") -> dict:
-    """What we tell c2pa about an ingredient; it reads the rest (hash, format, and the
-    ingredient's own manifest if it has one) from the file."""
-    return {"title": safe_title(path_name), "relationship": relationship}
+def ingredient_definition(
+    path_name: str, relationship: str = "inputTo", sha256: str | None = None
+) -> dict:
+    """What we tell c2pa about an ingredient; it reads the rest (format, thumbnail, and
+    the ingredient's own manifest if it has one) from the file. Its sha256 goes in the
+    assertion's metadata, so that an ingredient without a manifest is still bound to
+    the exact file; a parentOf ingredient gets the label c2pa.opened links to."""
+    definition: dict = {"title": safe_title(path_name), "relationship": relationship}
+    if sha256 is not None:
+        definition["metadata"] = {INGREDIENT_SHA256: sha256}
+    if relationship == "parentOf":
+        definition["label"] = PARENT_ID
+    return definition
 
 
 @dataclass(frozen=True)
@@ -157,6 +201,7 @@ class ManifestSummary:
     model: dict | None
     ingredients: list[str]
     soft_binding_hex: str | None
+    ingredient_sha256: list[str | None] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -168,6 +213,7 @@ class ManifestSummary:
             "digital_source_type": self.digital_source_type,
             "model": self.model,
             "ingredients": self.ingredients,
+            "ingredient_sha256": self.ingredient_sha256,
             "soft_binding": self.soft_binding_hex,
         }
 
@@ -181,11 +227,23 @@ def soft_binding_hex(manifest: dict) -> str | None:
         if data.get("alg") != SOFT_BINDING_ALG:
             continue
         for block in data.get("blocks") or []:
+            value = block.get("value") if isinstance(block, dict) else None
+            if isinstance(value, list) and all(isinstance(b, int) for b in value):
+                try:  # a byte string, as a reader that decodes CBOR bytes shows it
+                    return bytes(value).hex()
+                except ValueError:
+                    continue
             try:
-                return base64.b64decode(str(block.get("value")), validate=True).hex()
+                return base64.b64decode(str(value), validate=True).hex()
             except ValueError:
                 continue
     return None
+
+
+def _ingredient_hash(ingredient: dict) -> str | None:
+    metadata = ingredient.get("metadata")
+    value = metadata.get(INGREDIENT_SHA256) if isinstance(metadata, dict) else None
+    return str(value) if isinstance(value, str) else None
 
 
 def summarize(manifest: dict) -> ManifestSummary:
@@ -207,6 +265,7 @@ def summarize(manifest: dict) -> ManifestSummary:
     if generators and isinstance(generators[0], dict):
         first = generators[0]
         generator = " ".join(str(first[k]) for k in ("name", "version") if first.get(k))
+    ingredients = [i for i in manifest.get("ingredients") or [] if isinstance(i, dict)]
     signature = manifest.get("signature_info") or {}
     signer = signature.get("common_name") or signature.get("issuer")
     return ManifestSummary(
@@ -217,6 +276,7 @@ def summarize(manifest: dict) -> ManifestSummary:
         actions=actions,
         digital_source_type=(source_type or "").removeprefix(IPTC) or None,
         model=model,
-        ingredients=[str(i.get("title")) for i in manifest.get("ingredients") or []],
+        ingredients=[str(i.get("title")) for i in ingredients],
         soft_binding_hex=soft_binding_hex(manifest),
+        ingredient_sha256=[_ingredient_hash(i) for i in ingredients],
     )

@@ -38,8 +38,10 @@ from likeness.errors import InputError, MediaError, OutputError, ProvenanceError
 from likeness.provenance import c2pa_io
 from likeness.provenance.keys import SigningKeys, load_signing, watermark_key
 from likeness.provenance.manifest import (
+    CREATED_LABELS,
     SoftBinding,
     build_manifest,
+    check_actions,
     ingredient_definition,
     safe_title,
 )
@@ -106,9 +108,16 @@ def _check_suffix(target: Path, mime: str) -> None:
         )
 
 
-def _ingredient_sources(paths: Sequence[Path]) -> list[c2pa_io.IngredientSource]:
+def _ingredient_sources(
+    paths: Sequence[Path], parent: Path | None = None
+) -> list[c2pa_io.IngredientSource]:
+    """The parent (parentOf, what c2pa.opened opened) first, then the inputs (inputTo);
+    each with its sha256, so that an ingredient without a manifest is bound too."""
     sources = []
-    for raw in paths:
+    for raw, relationship in [
+        *([(parent, "parentOf")] if parent is not None else []),
+        *((p, "inputTo") for p in paths),
+    ]:
         path = _check_source(Path(raw))
         mime = c2pa_io.sniff(path) or mimetypes.guess_type(path.name)[0]
         if not mime:
@@ -116,8 +125,48 @@ def _ingredient_sources(paths: Sequence[Path]) -> list[c2pa_io.IngredientSource]
                 f"ingredient {path.name} is {c2pa_io.describe(path)}: "
                 "C2PA cannot record it as an ingredient"
             )
-        sources.append(c2pa_io.IngredientSource(ingredient_definition(path.name), path, mime))
+        definition = ingredient_definition(path.name, relationship, sha256=sha256_file(path))
+        sources.append(c2pa_io.IngredientSource(definition, path, mime))
     return sources
+
+
+THUMBNAIL_EDGE = 512  # longest side of a video's claim thumbnail, in pixels
+
+
+def _video_thumbnail(path: Path) -> bytes | None:
+    """A JPEG of the video's first frame for the claim thumbnail (c2pa makes one for
+    images only), or None where that frame cannot be had."""
+    import cv2
+
+    from likeness.errors import LikenessError
+    from likeness.media import iter_frames
+
+    try:
+        frame = next(iter(iter_frames(path, max_frames=1)), None)
+    except LikenessError:
+        return None
+    if frame is None:
+        return None
+    rgb = frame.image
+    scale = THUMBNAIL_EDGE / max(rgb.shape[:2])
+    if scale < 1:
+        size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]
+    )
+    return buf.tobytes() if ok else None
+
+
+def _opened_parent(actions: Sequence[str], parent: Path | None, what: str) -> Path | None:
+    """The file a c2pa.opened manifest names as its parentOf ingredient (C2PA 2.x wants
+    one); None when the first action is not c2pa.opened."""
+    names = check_actions(actions)
+    if names[0] != "c2pa.opened":
+        return None
+    if parent is None:
+        raise InputError(f"c2pa.opened needs the file that was opened: pass it as the first {what}")
+    return Path(parent)
 
 
 # ---------------------------------------------------------------- signing
@@ -138,8 +187,11 @@ def _sign_into(
     payload: Any | None,
     title: str | None,
     tsa_url: str | None,
+    parent: Path | None = None,
 ) -> SignResult:
-    """Sign `unsigned` into `target` atomically, read it back, hash and record it."""
+    """Sign `unsigned` into `target` atomically, read it back, hash and record it.
+
+    `parent` is the parentOf ingredient (the file a c2pa.opened action opened)."""
     from likeness.media import atomic_output
 
     payload_hex = payload_to_hex(payload) if payload is not None else None
@@ -151,7 +203,8 @@ def _sign_into(
         model_hash=model_hash,
         soft_binding=SoftBinding(payload_hex) if payload_hex else None,
     )
-    sources = _ingredient_sources(ingredients)
+    sources = _ingredient_sources(ingredients, parent)
+    thumbnail = _video_thumbnail(unsigned) if mime == c2pa_io.MP4 else None
     with atomic_output(target, inputs=tuple(inputs)) as tmp:
         tmp = Path(tmp)
         c2pa_io.sign_stream(
@@ -162,6 +215,8 @@ def _sign_into(
             keys=keys,
             ingredients=sources,
             tsa_url=tsa_url,
+            thumbnail=thumbnail,
+            created_labels=CREATED_LABELS,
         )
         # Read back with our own root as anchor: anything but Trusted means the file we
         # are about to publish would not verify, so it must not be published.
@@ -221,6 +276,7 @@ def sign_file(
     _check_target(dst, [src, *ingredient_paths])
     _check_suffix(dst, mime)
     _check_decodable(src)
+    parent = _opened_parent(actions, src, "argument")  # the file opened is the one signed
     keys = load_signing()
     return _sign_into(
         src,
@@ -236,6 +292,7 @@ def sign_file(
         payload=soft_binding,
         title=title,
         tsa_url=tsa_url,
+        parent=parent,
     )
 
 
@@ -361,6 +418,7 @@ def mark_and_sign(
     still = c2pa_io.sniff(src) in (c2pa_io.JPEG, c2pa_io.PNG)
     mime = _image_mime(dst) if still else c2pa_io.MP4
     _check_suffix(dst, mime)
+    parent = _opened_parent(actions, src, "argument")  # what was opened: the unmarked file
     marking = _prepare()
     with _private_tempdir(dst) as tmpdir:
         unsigned = tmpdir / f"unsigned{dst.suffix.lower()}"
@@ -371,7 +429,7 @@ def mark_and_sign(
             embed_file(src, unsigned, key=marking.secret, payload=marking.payload, crf=crf)
         return _finish(
             unsigned, dst, marking, mime, [src, *ingredient_paths], ingredient_paths,
-            actions, digital_source_type, model_name, model_hash,
+            actions, digital_source_type, model_name, model_hash, parent,
         )  # fmt: skip
 
 
@@ -399,6 +457,7 @@ def mark_image(
     dst = Path(dst)
     ingredient_paths = [Path(p) for p in ingredients]
     _check_target(dst, ingredient_paths)
+    parent, rest = _split_parent(actions, ingredient_paths)
     mime = _image_mime(dst)
     if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3):
         raise InputError("mark_image needs an RGB image (height x width x 3)")
@@ -407,8 +466,8 @@ def mark_image(
         unsigned = tmpdir / f"unsigned{dst.suffix.lower()}"
         write_image(unsigned, _embedder(marking).embed(np.ascontiguousarray(rgb, np.uint8)))
         return _finish(
-            unsigned, dst, marking, mime, ingredient_paths, ingredient_paths,
-            actions, digital_source_type, model_name, model_hash,
+            unsigned, dst, marking, mime, ingredient_paths, rest,
+            actions, digital_source_type, model_name, model_hash, parent,
         )  # fmt: skip
 
 
@@ -438,6 +497,7 @@ def _finish(
     digital_source_type: str,
     model_name: str | None,
     model_hash: str | None,
+    parent: Path | None = None,
 ) -> SignResult:
     _check_mark_readable(unsigned, dst, marking)
     return _sign_into(
@@ -454,7 +514,17 @@ def _finish(
         payload=marking.payload,
         title=dst.name,
         tsa_url=None,
+        parent=parent,
     )
+
+
+def _split_parent(
+    actions: Sequence[str], ingredients: Sequence[Path]
+) -> tuple[Path | None, list[Path]]:
+    """For c2pa.opened, the first ingredient is the parent (the file opened)."""
+    paths = [Path(p) for p in ingredients]
+    parent = _opened_parent(actions, paths[0] if paths else None, "ingredient")
+    return parent, (paths[1:] if parent is not None else paths)
 
 
 class MarkedVideoWriter:
@@ -501,6 +571,7 @@ class MarkedVideoWriter:
         self._inputs = inputs
         _check_target(self.target, inputs)
         _check_suffix(self.target, c2pa_io.MP4)
+        self._parent, self._other_ingredients = _split_parent(self.actions, self.ingredients)
         self._marking = _prepare()
         self._embedder = _embedder(self._marking)
         self._tmpdir_cm: contextlib.AbstractContextManager[Path] | None = None
@@ -578,8 +649,8 @@ class MarkedVideoWriter:
             assert self._tmpdir is not None
             self.result = _finish(
                 self._tmpdir / "unsigned.mp4", self.target, self._marking, c2pa_io.MP4,
-                self._inputs, self.ingredients, self.actions, "trainedAlgorithmicMedia",
-                self.model_name, self.model_hash,
+                self._inputs, self._other_ingredients, self.actions, "trainedAlgorithmicMedia",
+                self.model_name, self.model_hash, self._parent,
             )  # fmt: skip
         finally:
             self._closed = True
