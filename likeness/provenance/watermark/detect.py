@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from likeness.provenance.watermark.config import WatermarkConfig
-from likeness.provenance.watermark.embed import HIGHPASS_SIGMA, LOCAL_WINDOW, luma
+from likeness.provenance.watermark.embed import residual
 from likeness.provenance.watermark.pattern import PatternBank, pattern_bank, period_for
 from likeness.provenance.watermark.payload import (
     Payload,
@@ -61,17 +61,6 @@ class WatermarkResult:
             }
         )
         return data
-
-
-def residual(rgb: np.ndarray) -> np.ndarray:
-    """Luma minus its Gaussian blur: the picture's smooth part is most of its energy and
-    would swamp the pattern."""
-    y = luma(rgb)
-    r = y - cv2.GaussianBlur(y, (0, 0), HIGHPASS_SIGMA)
-    # Divide by the local residual level: texture and edges carry far more host noise
-    # than flat areas, and weighting each pixel by 1/sigma is the locally matched filter.
-    energy = cv2.blur(r * r, (LOCAL_WINDOW, LOCAL_WINDOW))
-    return r / np.sqrt(energy + 4.0)
 
 
 class ResidualAccumulator:

@@ -25,6 +25,17 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     return cv2.transform(rgb.astype(np.float32), LUMA.reshape(1, 3))
 
 
+def residual(rgb: np.ndarray) -> np.ndarray:
+    """What the detector reads: luma minus its Gaussian blur (the picture's smooth part
+    is most of its energy and would swamp the pattern), divided by the local residual
+    level (texture and edges carry far more host noise than flat areas; weighting each
+    pixel by 1/sigma is the locally matched filter)."""
+    y = luma(rgb)
+    r = y - cv2.GaussianBlur(y, (0, 0), HIGHPASS_SIGMA)
+    energy = cv2.blur(r * r, (LOCAL_WINDOW, LOCAL_WINDOW))
+    return r / np.sqrt(energy + 4.0)
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2))
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
@@ -94,6 +105,62 @@ class Embedder:
         mask /= max(float(np.sqrt(np.mean(mask * mask))), 1e-12)
         return np.clip(mask, 0.25, 3.0)
 
+    def _informed(self, rgb: np.ndarray, mask: np.ndarray | None) -> np.ndarray | None:
+        """The pixel change that cancels part of the host's own projection onto the
+        payload (improved spread spectrum, sign-informed), or None.
+
+        The detector folds its residual onto one tile and reads each coded bit from
+        Fourier coefficients of that fold; a still or textured host puts its own values
+        there, which no averaging over frames removes. The embedder sees the same fold
+        of the host (origin and period are its own) and, for every payload real part
+        whose host value opposes the bit it carries, adds `informed` times minus that
+        value. Agreeing host values are kept (they help). The sync coefficients are
+        left alone: their statistic is normalised by the host's level, so cancelling
+        there would not raise it."""
+        lam = self.config.informed
+        if lam <= 0:
+            return None
+        h, w = rgb.shape[:2]
+        bank, g = self._bank, self._bank.grid
+        period = period_for(h, w, self.config)
+        y = luma(rgb)
+        r = y - cv2.GaussianBlur(y, (0, 0), HIGHPASS_SIGMA)
+        inv_level = 1.0 / np.sqrt(cv2.blur(r * r, (LOCAL_WINDOW, LOCAL_WINDOW)) + 4.0)
+        res = r * inv_level  # = residual(rgb)
+        # Fold at the embedder's own geometry (origin at the top-left corner).
+        new_w, new_h = max(1, round(w * g / period)), max(1, round(h * g / period))
+        scaled = cv2.resize(res, (new_w, new_h), interpolation=cv2.INTER_AREA)
+        ph, pw = -(-new_h // g) * g, -(-new_w // g) * g
+        canvas = np.zeros((ph, pw), np.float32)
+        canvas[:new_h, :new_w] = scaled
+        folded = canvas.reshape(ph // g, g, pw // g, g).sum(axis=(0, 2))
+        spec = np.fft.rfft2(folded)
+        rows, cols = bank.ky % g, bank.kx
+        host = spec[rows, cols]
+        c = bank.dof_coef
+        part = np.where(bank.dof_imag, host[c].imag, host[c].real)
+        want = (self._coded.astype(np.float64) * 2 - 1)[bank.dof_bit] * bank.dof_sign
+        fix = np.where(part * want < 0, -lam * part, 0.0)
+        if not np.any(fix):
+            return None
+        delta = np.zeros(len(bank.ky), np.complex128)
+        np.add.at(delta, c[~bank.dof_imag], fix[~bank.dof_imag])
+        np.add.at(delta, c[bank.dof_imag], 1j * fix[bank.dof_imag])
+        # Chain from a pixel change t (tiled, times the mask) to the fold's spectrum:
+        # tiles (area / period^2) x high-pass gain x mean(mask / local level).
+        rho = float(np.mean(inv_level if mask is None else mask * inv_level))
+        tiles = (new_w * new_h) / (g * g)
+        freq = np.hypot(bank.ky, bank.kx) / period  # cycles per pixel
+        highpass = 1.0 - np.exp(-2 * np.pi**2 * HIGHPASS_SIGMA**2 * freq**2)
+        delta /= tiles * rho * highpass
+        # The tile at `period` pixels: same coefficients, irfft2 scaled to that size.
+        spec_p = np.zeros((period, period // 2 + 1), np.complex128)
+        spec_p[bank.ky % period, bank.kx] = delta * (period / g) ** 2
+        tile = np.fft.irfft2(spec_p, s=(period, period)).astype(np.float32)
+        reps = (-(-h // period), -(-w // period))
+        change = np.tile(tile, reps)[:h, :w]
+        return change if mask is None else change * mask
+
     def embed(self, rgb: np.ndarray) -> np.ndarray:
         """The marked frame; a frame below `config.min_side` comes back enlarged to it."""
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -101,9 +168,20 @@ class Embedder:
         rgb = markable(rgb, self.config)
         h, w = rgb.shape[:2]
         pattern = self.pattern(h, w)
-        signal = self._mask(rgb) * pattern if self.config.mask_strength > 0 else pattern
+        mask = self._mask(rgb) if self.config.mask_strength > 0 else None
+        signal = pattern if mask is None else mask * pattern
         target = 255.0**2 / 10 ** (self.config.psnr_db / 10)
-        gain = math.sqrt(target / max(float(np.mean(signal * signal)), 1e-12))
+        fix = self._informed(rgb, mask)
+        if fix is not None:
+            # The correction may use at most `informed_share` of the error budget.
+            energy = float(np.mean(fix * fix))
+            cap = self.config.informed_share * target
+            if energy > cap:
+                fix *= math.sqrt(cap / energy)
+                energy = cap
+            gain = math.sqrt(max(target - energy, 0.05 * target) / float(np.mean(signal * signal)))
+        else:
+            gain = math.sqrt(target / max(float(np.mean(signal * signal)), 1e-12))
         # Clipping in saturated areas lowers the error; making up for it elsewhere is
         # allowed only up to 1.5x, so a mostly black frame is not over-marked (its PSNR
         # then ends above the target, never below).
@@ -112,7 +190,8 @@ class Embedder:
         out, mse = base, 0.0
         # Rounding and clipping change the error; two corrections land within ~0.1 dB.
         for _ in range(3):
-            delta = np.rint(gain * signal).astype(np.int16)
+            total = gain * signal if fix is None else gain * signal + fix
+            delta = np.rint(total).astype(np.int16)
             out = np.clip(base + delta[:, :, None], 0, 255)
             mse = float(np.mean((out - base) ** 2, dtype=np.float64))
             if mse <= 0:
@@ -121,6 +200,8 @@ class Embedder:
             if abs(10 * math.log10(ratio)) < 0.1:
                 break
             gain = min(gain * math.sqrt(ratio), max_gain)
+            if fix is not None:
+                fix = fix * math.sqrt(ratio)
         # The PSNR of what we return (mse was measured on the clipped, rounded output).
         self.last_psnr = math.inf if mse <= 0 else 10 * math.log10(255.0**2 / mse)
         return out.astype(np.uint8)
