@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import math
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from typing import Protocol
 
 from likeness.errors import InputError
 from likeness.jsonio import read_json_object
+from likeness.ui import Progress, no_progress
 
 LOSS_CSV = "loss.csv"
 CHECKPOINT = "checkpoint.pt"
@@ -29,6 +31,15 @@ CHECKPOINT = "checkpoint.pt"
 class RunState:
     step: int = 0
     seconds: float = 0.0  # training time spent, across chunks
+
+
+def warmup_cosine(step: int, base: float, warmup: int, steps: int, floor: float) -> float:
+    """The learning rate at `step`: linear warm-up to `base` over `warmup` steps, then a
+    cosine down to `floor * base` at `steps`."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 class Trainable(Protocol):
@@ -160,17 +171,25 @@ def run_chunk(
     *,
     minutes: float | None = None,
     steps: int | None = None,
-    progress: Callable[[int, int, dict], None] | None = None,
+    progress: Progress | None = None,
 ) -> RunState:
     """Train until `train.steps`, `steps` more steps, or `minutes` pass. Logs the mean of
     each `log_every` steps to RUN/loss.csv, checkpoints every `checkpoint_every` and once
     more at the end unless the last step was one; SIGTERM/SIGINT finish the step, save
-    and return."""
+    and return. `progress` (a `likeness.ui.Progress`) counts the run's steps, from the
+    step it resumed at."""
     tr = trainer.train
-    log = LossLog(trainer.out, csv_fields)
     state = trainer.state
     stop_at = tr.steps if steps is None else min(tr.steps, state.step + steps)
     deadline = time.monotonic() + minutes * 60 if minutes else None
+    with (progress or no_progress)("training", stop_at) as advance:
+        advance(state.step)
+        _train_until(trainer, LossLog(trainer.out, csv_fields), stop_at, deadline, advance)
+    return state
+
+
+def _train_until(trainer: Trainable, log: LossLog, stop_at: int, deadline, advance) -> None:
+    tr, state = trainer.train, trainer.state
     interrupted = False
 
     def _handler(signum, frame):
@@ -189,8 +208,7 @@ def run_chunk(
             for k, v in metrics.items():
                 running[k] = running.get(k, 0.0) + v
             count += 1
-            if progress is not None:
-                progress(state.step, stop_at, metrics)
+            advance()
             # The chunk's last step checkpoints here, in its one loss.csv row: logged
             # first and checkpointed after the loop, it would get a second row.
             last = (
@@ -215,4 +233,3 @@ def run_chunk(
             row = {k: v / count for k, v in running.items()} if count else {}
             row.update(trainer.checkpoint(final=True))
             log.append({"step": state.step, "time_s": state.seconds, **row})
-    return state

@@ -233,7 +233,7 @@ def _speed(weights: Path | None, workdir: Path, quick: bool) -> dict:
     for label, provenance in (("detector_only", False), ("with_provenance", True)):
         scanner = Scanner(ScanConfig(weights=weights, provenance=provenance))
         t0 = time.perf_counter()
-        record = scanner.scan_file(clip).record
+        record = scanner.scan_file(clip).record.to_dict()
         took = time.perf_counter() - t0
         out[label] = {
             "seconds": round(took, 2),

@@ -103,8 +103,7 @@ def register(app: typer.Typer) -> None:
         job = prepare(photo, output, driving, config, motion)
         for note in job.notes:
             console.print(safe(note))
-        with progress_bar(f"animate {photo.name}", job.total) as advance:
-            result = job.run(advance)
+        result = job.run(progress_bar)
         for note in result.notes[len(job.notes) :]:
             console.print(safe(note))
         sign = result.sign

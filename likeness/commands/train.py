@@ -75,14 +75,7 @@ def register(app: typer.Typer) -> None:
 
 def _run(trainer, minutes: float | None, steps: int | None):
     """One chunk of `trainer.run` behind a progress bar from the run's current step."""
-    tr = trainer.train
-    total = tr.steps if steps is None else min(tr.steps, trainer.state.step + steps)
-    with progress_bar("training", total) as advance:
-        advance(trainer.state.step)
-        state = trainer.run(
-            minutes=minutes, steps=steps, progress=lambda step, stop, metrics: advance()
-        )
-    return state
+    return trainer.run(minutes=minutes, steps=steps, progress=progress_bar)
 
 
 def _stopped(trainer, state) -> None:

@@ -20,8 +20,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +39,7 @@ from likeness.datasets.pack_format import (
 from likeness.errors import InputError, NoFaceError, OutputError
 from likeness.fsio import install_dir, make_temp_dir
 from likeness.hashing import sha256_file
+from likeness.ui import Progress, no_progress
 
 if TYPE_CHECKING:
     import numpy as np
@@ -66,8 +66,6 @@ DEFAULT_PRESET = "slow"
 # compress to about half (measured: 1/8 px, 414 instead of 705 bytes a frame).
 COORD_STEP = 1 / 8
 
-Advance = Callable[[int], None]
-ProgressFactory = Callable[[str, int | None], AbstractContextManager[Advance]]
 Warn = Callable[[str], None]
 
 
@@ -296,15 +294,10 @@ class _Rows:
 # --- writing ------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _no_progress(description: str, total: int | None) -> Iterator[Advance]:
-    yield lambda n=1: None
-
-
 class _Packer:
     """Writes items into the temporary pack folder; one instance per pack."""
 
-    def __init__(self, tmp: Path, config: PackConfig, stack, progress: ProgressFactory):
+    def __init__(self, tmp: Path, config: PackConfig, stack, progress: Progress):
         from likeness.faces import AlignConfig
         from likeness.faces.regions import KEY_LANDMARKS
 
@@ -402,7 +395,7 @@ def write_pack(
     config: PackConfig | None = None,
     *,
     stack=None,
-    progress: ProgressFactory | None = None,
+    progress: Progress | None = None,
     warn: Warn | None = None,
 ) -> PackReport:
     """Pack `srcs` (files and folders) into the folder `output`; see the module doc."""
@@ -428,7 +421,7 @@ def write_pack(
     try:
         (tmp / CLIPS_DIR).mkdir()
         (tmp / PHOTOS_DIR).mkdir()
-        packer = _Packer(tmp, config, stack, progress or _no_progress)
+        packer = _Packer(tmp, config, stack, progress or no_progress)
         for source, info, kind, item_id in zip(sources, infos, kinds, ids, strict=True):
             entry = packer.video(source, item_id, info) if kind == "video" else None
             if kind == "photo":

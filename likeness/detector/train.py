@@ -59,10 +59,7 @@ CSV_FIELDS = (
 
 
 def _lr(train: TrainConfig, step: int) -> float:
-    if step < train.warmup:
-        return train.lr * (step + 1) / train.warmup
-    progress = min(1.0, (step - train.warmup) / max(1, train.steps - train.warmup))
-    return train.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+    return training.warmup_cosine(step, train.lr, train.warmup, train.steps, floor=0.02)
 
 
 def _mask_loss(mask_logits: torch.Tensor, masks: torch.Tensor, known: torch.Tensor):

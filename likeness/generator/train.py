@@ -12,7 +12,6 @@ Imports only torch, numpy, OpenCV, timm and safetensors (the GPU machine has no 
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 
 import torch
@@ -48,10 +47,7 @@ CSV_FIELDS = (
 
 
 def _lr(train: TrainConfig, step: int, base: float) -> float:
-    if step < train.warmup:
-        return base * (step + 1) / train.warmup
-    progress = min(1.0, (step - train.warmup) / max(1, train.steps - train.warmup))
-    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    return training.warmup_cosine(step, base, train.warmup, train.steps, floor=0.1)
 
 
 class Trainer:

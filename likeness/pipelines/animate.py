@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,7 @@ from likeness.generator import scripted
 from likeness.generator.motion import REGIONS, MotionTransfer, TransferConfig
 from likeness.pipelines.compositing import Composer
 from likeness.pipelines.driving import DrivingKeypoints
+from likeness.ui import Progress, no_progress
 
 if TYPE_CHECKING:
     from likeness.faces import AlignedCrop, Face, FaceStack
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
 KEYPOINT_SOURCES = ("mesh", "learned")
 DEFAULT_FPS = 25.0
-Progress = Callable[[int], Any]
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,25 @@ def animate(
     motion: str | None = None,
     progress: Progress | None = None,
 ) -> AnimateResult:
-    """Animate `photo` with a driving video or scripted `motion` into `out` (MP4)."""
+    """Animate `photo` with a driving video or scripted `motion` into `out`: an H.264
+    MP4, watermarked, signed (C2PA) and recorded in the local store.
+
+    Args:
+        photo: the portrait to animate (its largest face, or `config.face`).
+        out: the MP4 to write (replaced only when complete).
+        driving: a video whose head motion and expressions the photo follows.
+        config: the options of `likeness animate`.
+        motion: scripted motion instead of a driving video ("nod,blink,smile").
+        progress: a `likeness.ui.Progress`, advanced once per frame written.
+
+    Returns:
+        the `AnimateResult`: output, frame count, fps, signing result, notes.
+
+    Raises:
+        InputError: a bad option or input (both or neither of driving and motion).
+        NoFaceError: no face in the photo. MediaError: an unreadable driving video.
+        ModelError: no generator weights. ProvenanceError: no signing keys.
+    """
     return prepare(photo, out, driving, config, motion).run(progress)
 
 
@@ -134,7 +152,16 @@ def prepare(
     config: AnimateConfig = AnimateConfig(),
     motion: str | None = None,
 ) -> Animation:
-    """Check everything and load what is needed; nothing is written yet."""
+    """Check everything and load what is needed; nothing is written yet.
+
+    Args: as `animate`.
+
+    Returns:
+        the prepared `Animation` (`total` frames, `notes` to show); `run()` writes it.
+
+    Raises:
+        as `animate`, before any frame is made.
+    """
     from likeness.config import choose_device
     from likeness.faces import FaceStack, pick_face
     from likeness.generator.model import GeneratorModel
@@ -255,7 +282,11 @@ class Animation:
             )
 
     def run(self, progress: Progress | None = None) -> AnimateResult:
-        advance = progress or (lambda n=1: None)
+        """Render, mark and write every frame; `progress` is a `likeness.ui.Progress`."""
+        with (progress or no_progress)(f"animate {self.photo.name}", self.total) as advance:
+            return self._run(advance)
+
+    def _run(self, advance) -> AnimateResult:
         appearance = self.model.extract_appearance(self.source.crop.image)
         tracker = None
         if self.driving is not None:

@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from likeness.errors import InputError
 from likeness.pipelines.scan import MANIPULATED, SCHEMA, FileScan, ScanConfig, error_record
 from likeness.pipelines.scan_record import ScanRecord
+from likeness.ui import Progress, no_progress
 
 # Files a folder scan picks up; a file named on the command line is always scanned.
 MEDIA_SUFFIXES = frozenset(
@@ -200,7 +201,7 @@ def run_scan(
     html: Path | None = None,
     workers: int = 1,
     resume: bool = False,
-    progress: Callable | None = None,
+    progress: Progress | None = None,
 ) -> ScanRun:
     """Scan `paths` (files and folders) and write the outputs asked for.
 
@@ -212,8 +213,7 @@ def run_scan(
         html: write the self-contained HTML report here.
         workers: files scanned in parallel (spawned processes).
         resume: skip files whose sha256 `jsonl` already holds with status ok.
-        progress: `progress_bar`-like factory (description, total) -> context manager
-            giving `advance(n=1)`; None: quiet.
+        progress: a `likeness.ui.Progress` (the CLI passes `progress_bar`); None: quiet.
 
     Returns:
         the `ScanRun`: records in input order, counts, and `exit_code`.
@@ -272,8 +272,7 @@ def run_scan(
     run = ScanRun(records=[], resumed=resumed, jsonl=jsonl, html=html, notes=notes)
     new: list[ScanRecord] = list(missing)
     last_write = time.monotonic()
-    bar = progress("scanning", len(todo)) if progress else _NoProgress()
-    with bar as advance:
+    with (progress or no_progress)("scanning", len(todo)) as advance:
         for path, result in _results(todo, config, workers):
             slots[order[str(path)]] = result.record
             new.append(result.record)
@@ -302,11 +301,3 @@ def _resumed(jsonl: Path, line: dict) -> ScanRecord:
         return ScanRecord.from_dict(line)
     except InputError as err:
         raise InputError(f"{jsonl} is a damaged likeness scan JSONL: {err}") from None
-
-
-class _NoProgress:
-    def __enter__(self):
-        return lambda n=1: None
-
-    def __exit__(self, *exc):
-        return False
