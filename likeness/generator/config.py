@@ -6,18 +6,17 @@ loading reads it first, so code and weights cannot drift apart silently.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from likeness.config import JsonConfig
 from likeness.errors import InputError
 from likeness.generator.keypoints import N_KEYPOINTS
-from likeness.jsonio import check_fields, read_json_object
 
 
 @dataclass(frozen=True)
-class GeneratorConfig:
+class GeneratorConfig(JsonConfig):
+    config_name = "generator config"
+
     name: str = "likeness-portrait-s"
     image_size: int = 128  # the networks see the crop at this size
     output_size: int = 256  # the source is warped and the result composed at this size
@@ -43,23 +42,11 @@ class GeneratorConfig:
     pose_bins: int = 66  # 3-degree bins over [-99, 99)
     retarget_hidden: int = 256
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> GeneratorConfig:
-        check_fields(cls, data, "generator config")
-        clean = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        config = cls(**clean)
-        if config.num_keypoints != N_KEYPOINTS:
+    def validate(self) -> None:
+        if self.num_keypoints != N_KEYPOINTS:
             raise InputError(
-                f"weights use {config.num_keypoints} keypoints, this likeness uses {N_KEYPOINTS}"
+                f"weights use {self.num_keypoints} keypoints, this likeness uses {N_KEYPOINTS}"
             )
-        return config
-
-    @classmethod
-    def load(cls, path: Path) -> GeneratorConfig:
-        return cls.from_dict(read_json_object(path, "generator config"))
 
 
 PRESETS: dict[str, GeneratorConfig] = {
@@ -106,7 +93,9 @@ def preset(name: str) -> GeneratorConfig:
 
 
 @dataclass(frozen=True)
-class LossWeights:
+class LossWeights(JsonConfig):
+    config_name = "loss weights"
+
     l1: float = 1.0
     pyramid: float = 1.0  # L1 at 1/2, 1/4, 1/8
     ssim: float = 0.5
@@ -116,7 +105,9 @@ class LossWeights:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(JsonConfig):
+    config_name = "training config"
+
     preset: str = "small"
     batch_size: int = 8
     lr: float = 2e-4
@@ -141,11 +132,3 @@ class TrainConfig:
     num_workers: int = 0
     num_threads: int = 0  # torch CPU threads; 0 leaves torch's default
     max_frames_per_clip: int | None = None  # cap decoded frames (tests, small machines)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
-        data = dict(data)
-        if "losses" in data and isinstance(data["losses"], dict):
-            data["losses"] = LossWeights(**data["losses"])
-        check_fields(cls, data, "training config")
-        return cls(**data)
