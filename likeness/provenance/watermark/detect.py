@@ -73,7 +73,7 @@ class ResidualAccumulator:
     def add(self, rgb: np.ndarray) -> None:
         r = residual(rgb)
         if self.total is None:
-            self.total = r.astype(np.float64)
+            self.total = r.copy()
         elif self.total.shape != r.shape:
             raise ValueError("all frames must have the same size")
         else:
@@ -103,7 +103,9 @@ def _peaks(score: np.ndarray, first_lag: int, count: int) -> list[float]:
     return [lag for _, lag in found[:count]]
 
 
-def period_candidates(res: np.ndarray, config: WatermarkConfig) -> list[tuple[float, float]]:
+def period_candidates(
+    res: np.ndarray, config: WatermarkConfig, auto: np.ndarray | None = None
+) -> list[tuple[float, float]]:
     """Candidate (period_y, period_x) from the spectrally whitened autocorrelation.
 
     A periodic tile puts lines on a lattice in the spectrum; whitening (power divided by
@@ -115,18 +117,16 @@ def period_candidates(res: np.ndarray, config: WatermarkConfig) -> list[tuple[fl
     autocorrelation can outrank it after compression."""
     h, w = res.shape
     nominal = float(period_for(h, w, config))
-    padded = np.zeros((2 * h, 2 * w), np.float32)
-    padded[:h, :w] = res - res.mean()
-    power = np.abs(np.fft.rfft2(padded)) ** 2
-    smooth = cv2.blur(power.astype(np.float32), (9, 9)) + 1e-9
-    auto = np.fft.irfft2(power / smooth, s=padded.shape)
+    if auto is None:
+        auto = _autocorrelation(res)
+    cy, cx = auto.shape[0] // 2, auto.shape[1] // 2
     lo = int(config.min_search_period)
     hi_x = int(w * config.max_period_fraction)
     hi_y = int(h * config.max_period_fraction)
     if hi_x <= lo + 4 or hi_y <= lo + 4:
         return [(nominal, nominal)]
-    row = auto[0, lo:hi_x]
-    col = auto[lo:hi_y, 0]
+    row = auto[cy, cx + lo : cx + hi_x].astype(np.float64)
+    col = auto[cy + lo : cy + hi_y, cx].astype(np.float64)
     k = config.period_candidates
     px, py = _peaks(row, lo, k), _peaks(col, lo, k)
     common = min(len(row), len(col))
@@ -162,7 +162,7 @@ def _autocorrelation(res: np.ndarray) -> np.ndarray:
 
 
 def lattice_candidates(
-    res: np.ndarray, config: WatermarkConfig, count: int = 3
+    res: np.ndarray, config: WatermarkConfig, count: int = 3, auto: np.ndarray | None = None
 ) -> list[np.ndarray]:
     """Lattice bases (see `basis`) of the repeated tile, rotated and scaled, read from
     the residual's whitened autocorrelation.
@@ -172,7 +172,8 @@ def lattice_candidates(
     period, angle = rotation within +-max_rotation) gives one sharp peak per lattice.
     The strongest few come back, each with sub-sample refinement."""
     h, w = res.shape
-    auto = _autocorrelation(res)
+    if auto is None:
+        auto = _autocorrelation(res)
     cy, cx = auto.shape[0] // 2, auto.shape[1] // 2
     lo = float(config.min_search_period)
     hi = float(min(h, w) * config.max_period_fraction)
@@ -218,7 +219,9 @@ def _parabola(a: np.ndarray, i: int, j: int, axis: int) -> float:
     return float(0.5 * (x0 - x2) / denom) if denom < 0 else 0.0
 
 
-def fold_affine(res: np.ndarray, lattice: np.ndarray, grid: int) -> np.ndarray:
+def fold_affine(
+    res: np.ndarray, lattice: np.ndarray, grid: int, cache: dict | None = None
+) -> np.ndarray:
     """Resample so that the lattice `basis` maps onto a grid x grid tile, then sum
     every tile onto one. Parts of the canvas outside the picture add zeros."""
     h, w = res.shape
@@ -228,9 +231,16 @@ def fold_affine(res: np.ndarray, lattice: np.ndarray, grid: int) -> np.ndarray:
     src = res
     if shrink < 0.75:
         # Area-average first so that warping does not alias noise into the band.
-        f = min(1.0, shrink * 1.25)
-        src = cv2.resize(res, (max(1, round(w * f)), max(1, round(h * f))),
-                         interpolation=cv2.INTER_AREA)  # fmt: skip
+        # Factors in steps of 1/16, rounded up (never below 1.25 x shrink): the tries
+        # of one search share a few area-averaged copies.
+        f = min(1.0, np.ceil(shrink * 1.25 * 16) / 16)
+        if cache is not None and f in cache:
+            src = cache[f]
+        else:
+            src = cv2.resize(res, (max(1, round(w * f)), max(1, round(h * f))),
+                             interpolation=cv2.INTER_AREA)  # fmt: skip
+            if cache is not None:
+                cache[f] = src
         to_grid = to_grid @ np.diag([w / src.shape[1], h / src.shape[0]])
         h, w = src.shape
     corners = to_grid @ np.array([[0, w, 0, w], [0, 0, h, h]], dtype=np.float64)
@@ -394,18 +404,21 @@ def detect_residual(
     counts as a hypothesis in p_false."""
     bank = pattern_bank(bytes(key), config)
     views = {False: res, True: np.ascontiguousarray(res[:, ::-1])}
+    caches: dict[bool, dict] = {False: {}, True: {}}
     tried = 0
 
     def attempt(lattice: np.ndarray, flipped: bool):
         nonlocal tried
         tried += 1
-        white, coefs, noise = _whitened(fold_affine(views[flipped], lattice, bank.grid), bank)
+        fold = fold_affine(views[flipped], lattice, bank.grid, caches[flipped])
+        white, coefs, noise = _whitened(fold, bank)
         z, offset = _peak(_sync_surface(white, noise, bank))
         return z, lattice, offset, coefs, noise, flipped
 
-    periods = period_candidates(res, config)
+    auto = _autocorrelation(res)
+    periods = period_candidates(res, config, auto)
     candidates: list[np.ndarray] = [basis(p) for p in periods]
-    lattices = lattice_candidates(res, config, config.lattice_candidates)
+    lattices = lattice_candidates(res, config, config.lattice_candidates, auto)
     # In a small frame (2-3 tiles) the angle is read well but the period peak can rank
     # below the picture's own structure: the embedder's period is tried at every angle.
     angles: list[float] = []

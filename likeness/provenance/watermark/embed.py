@@ -30,10 +30,19 @@ def residual(rgb: np.ndarray) -> np.ndarray:
     is most of its energy and would swamp the pattern), divided by the local residual
     level (texture and edges carry far more host noise than flat areas; weighting each
     pixel by 1/sigma is the locally matched filter)."""
-    y = luma(rgb)
-    r = y - cv2.GaussianBlur(y, (0, 0), HIGHPASS_SIGMA)
+    if rgb.ndim == 3 and rgb.dtype == np.uint8:
+        y = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)  # BT.601, rounded
+    else:
+        y = luma(rgb)
+    r = y - smooth(y)
     energy = cv2.blur(r * r, (LOCAL_WINDOW, LOCAL_WINDOW))
-    return r / np.sqrt(energy + 4.0)
+    return cv2.divide(r, cv2.sqrt(energy + 4.0))
+
+
+def smooth(y: np.ndarray) -> np.ndarray:
+    """The detector's low-pass: a Gaussian of HIGHPASS_SIGMA (three box filters cost as
+    much with OpenCV, measured)."""
+    return cv2.GaussianBlur(y, (0, 0), HIGHPASS_SIGMA)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -101,9 +110,11 @@ class Embedder:
         win = max(3, round(LOCAL_WINDOW / (2 * f)) | 1)
         level = cv2.blur(r * r, (win, win)) + 4.0
         mask = cv2.blur(level ** (-gamma / 2), (win, win))
-        mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
+        # Normalised and clipped on the small map (the same to within a percent), so
+        # the full-size work is one resize.
         mask /= max(float(np.sqrt(np.mean(mask * mask))), 1e-12)
-        return np.clip(mask, 0.25, 3.0)
+        np.clip(mask, 0.25, 3.0, out=mask)
+        return cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
 
     def _informed(self, rgb: np.ndarray, mask: np.ndarray | None) -> np.ndarray | None:
         """The pixel change that cancels part of the host's own projection onto the
@@ -123,8 +134,8 @@ class Embedder:
         h, w = rgb.shape[:2]
         bank, g = self._bank, self._bank.grid
         period = period_for(h, w, self.config)
-        y = luma(rgb)
-        r = y - cv2.GaussianBlur(y, (0, 0), HIGHPASS_SIGMA)
+        y = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        r = y - smooth(y)
         inv_level = 1.0 / np.sqrt(cv2.blur(r * r, (LOCAL_WINDOW, LOCAL_WINDOW)) + 4.0)
         res = r * inv_level  # = residual(rgb)
         # Fold at the embedder's own geometry (origin at the top-left corner).
@@ -186,14 +197,14 @@ class Embedder:
         # allowed only up to 1.5x, so a mostly black frame is not over-marked (its PSNR
         # then ends above the target, never below).
         max_gain = 1.5 * gain
-        base = rgb.astype(np.int16)
-        out, mse = base, 0.0
+        out, mse = rgb, 0.0
         # Rounding and clipping change the error; two corrections land within ~0.1 dB.
         for _ in range(3):
             total = gain * signal if fix is None else gain * signal + fix
             delta = np.rint(total).astype(np.int16)
-            out = np.clip(base + delta[:, :, None], 0, 255)
-            mse = float(np.mean((out - base) ** 2, dtype=np.float64))
+            # Saturating add (OpenCV): clip(rgb + delta, 0, 255) on all three channels.
+            out = cv2.add(rgb, cv2.merge([delta, delta, delta]), dtype=cv2.CV_8U)
+            mse = cv2.norm(out, rgb, cv2.NORM_L2SQR) / out.size
             if mse <= 0:
                 break
             ratio = target / mse
@@ -204,4 +215,4 @@ class Embedder:
                 fix = fix * math.sqrt(ratio)
         # The PSNR of what we return (mse was measured on the clipped, rounded output).
         self.last_psnr = math.inf if mse <= 0 else 10 * math.log10(255.0**2 / mse)
-        return out.astype(np.uint8)
+        return out
