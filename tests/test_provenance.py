@@ -587,6 +587,14 @@ def test_marked_writer_round_trip_survives_reencode(keys, root_pem, tmp_path):
     shown = verdict.to_dict()["store_record"]["manifest"]
     active = shown["manifests"][shown["active_manifest"]]
     assert mf.summarize(active).ingredients == ["photo.png"]
+    # What `verify` and `scan` show in place of the stripped manifest.
+    from likeness.provenance.verify import stored_manifest_fallback
+
+    fallback = stored_manifest_fallback(verdict)
+    assert fallback is not None and fallback.title == "generated.mp4"
+    assert fallback.soft_binding_hex == result.payload_hex
+    assert fallback.ingredient_sha256 == [hashlib.sha256(photo.read_bytes()).hexdigest()]
+    assert stored_manifest_fallback(verify_file(target, [root_pem])) is None  # has its own
     needles = private_needles()
     assert_no_secrets(json.dumps(verdict.to_dict()), needles)
     assert_no_secrets(Store().path.read_bytes(), needles)
