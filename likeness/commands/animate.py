@@ -6,7 +6,13 @@ from pathlib import Path
 
 import typer
 
+from likeness.config import default_of
+from likeness.pipelines.configs import DEFAULT_FPS, AnimateConfig
 from likeness.ui import console, progress_bar, safe
+
+
+def _default(name: str):
+    return default_of(AnimateConfig, name)
 
 
 def register(app: typer.Typer) -> None:
@@ -24,49 +30,63 @@ def register(app: typer.Typer) -> None:
             "each): nod, shake, blink, smile, talk, look-left, look-right, look-up, look-down.",
         ),
         fps: float | None = typer.Option(
-            None, "--fps", help="Frame rate of scripted motion [default: 25]."
+            _default("fps"),
+            "--fps",
+            help=f"Frame rate of scripted motion [default: {DEFAULT_FPS:g}].",
         ),
         absolute: bool = typer.Option(
-            False,
+            not _default("relative"),
             "--absolute",
             help="Copy the driving face's pose and expression as they are, instead of its "
             "change since the first frame (relative, the default, keeps the photo's own "
             "pose and expression as the starting point).",
         ),
         region: str = typer.Option(
-            "all", "--region", help="What to transfer: all, pose, expression, eyes, lips."
+            _default("region"),
+            "--region",
+            help="What to transfer: all, pose, expression, eyes, lips.",
         ),
         multiplier: float = typer.Option(
-            1.0, "--multiplier", help="Scale the expression change (and scripted motion)."
+            _default("multiplier"),
+            "--multiplier",
+            help="Scale the expression change (and scripted motion).",
         ),
         smooth: bool = typer.Option(
-            True, "--smooth/--no-smooth", help="Smooth the driving motion over time."
+            _default("smooth"), "--smooth/--no-smooth", help="Smooth the driving motion over time."
         ),
         keypoints: str = typer.Option(
-            "mesh",
+            _default("keypoints"),
             "--keypoints",
             help="Driving motion from the face mesh (mesh) or the model's own motion "
             "extractor (learned).",
         ),
         crop_only: bool = typer.Option(
-            False, "--crop-only", help="Write the model's square face crop, not the photo."
+            not _default("paste_back"),
+            "--crop-only",
+            help="Write the model's square face crop, not the photo.",
         ),
         crop_scale: float = typer.Option(
-            1.0, "--crop-scale", help="Framing of the photo's face crop (smaller is tighter)."
+            _default("crop_scale"),
+            "--crop-scale",
+            help="Framing of the photo's face crop (smaller is tighter).",
         ),
         no_audio: bool = typer.Option(
-            False, "--no-audio", help="Leave out the driving video's audio."
+            not _default("audio"), "--no-audio", help="Leave out the driving video's audio."
         ),
-        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+        device: str = typer.Option(_default("device"), "--device", help="auto, cpu or cuda."),
         weights: Path | None = typer.Option(
-            None, "--weights", help="A generator weights folder [default: the shipped model]."
+            _default("weights"),
+            "--weights",
+            help="A generator weights folder [default: the shipped model].",
         ),
-        batch_size: int = typer.Option(8, "--batch-size", help="Frames rendered at once."),
+        batch_size: int = typer.Option(
+            _default("batch_size"), "--batch-size", help="Frames rendered at once."
+        ),
         max_frames: int | None = typer.Option(
-            None, "--max-frames", help="Stop after this many frames."
+            _default("max_frames"), "--max-frames", help="Stop after this many frames."
         ),
         face: int = typer.Option(
-            0, "--face", help="Which face of the photo to animate, 0 = the largest."
+            _default("face"), "--face", help="Which face of the photo to animate, 0 = the largest."
         ),
     ) -> None:
         """Animate a portrait photo with a driving video or scripted motion.
@@ -82,7 +102,7 @@ def register(app: typer.Typer) -> None:
         - `likeness animate photo.jpg --motion nod,blink,smile -o out.mp4`
         - `likeness animate photo.jpg driving.mp4 -o crop.mp4 --crop-only --device cuda`
         """
-        from likeness.pipelines.animate import AnimateConfig, prepare
+        from likeness.pipelines.animate import prepare
 
         config = AnimateConfig(
             relative=not absolute,

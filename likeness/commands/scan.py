@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from likeness.config import default_of
+from likeness.pipelines.configs import ScanConfig
 from likeness.ui import console, progress_bar, safe
 
 VERDICT_STYLE = {
@@ -37,20 +39,38 @@ def register(app: typer.Typer) -> None:
             help="Skip files whose sha256 the --json file already holds (errors are retried).",
         ),
         every: int = typer.Option(
-            10, "--every", min=1, help="Scan every N-th frame (more for long videos)."
+            default_of(ScanConfig, "every"),
+            "--every",
+            min=1,
+            help="Scan every N-th frame (more for long videos).",
         ),
         max_frames: int = typer.Option(
-            300, "--max-frames", min=1, help="At most this many frames per video, spread over it."
+            default_of(ScanConfig, "max_frames"),
+            "--max-frames",
+            min=1,
+            help="At most this many frames per video, spread over it.",
         ),
-        max_faces: int = typer.Option(4, "--max-faces", min=1, max=32, help="Faces per frame."),
+        max_faces: int = typer.Option(
+            default_of(ScanConfig, "max_faces"),
+            "--max-faces",
+            min=1,
+            max=32,
+            help="Faces per frame.",
+        ),
         trust: list[Path] = typer.Option(
-            [], "--trust", help="Trust anchor (root PEM) for C2PA manifests; repeatable."
+            list(default_of(ScanConfig, "trust")),
+            "--trust",
+            help="Trust anchor (root PEM) for C2PA manifests; repeatable.",
         ),
         no_provenance: bool = typer.Option(
-            False, "--no-provenance", help="Skip the manifest, watermark and store checks."
+            not default_of(ScanConfig, "provenance"),
+            "--no-provenance",
+            help="Skip the manifest, watermark and store checks.",
         ),
         weights: Path | None = typer.Option(
-            None, "--weights", help="Detector folder (default: the shipped detector)."
+            default_of(ScanConfig, "weights"),
+            "--weights",
+            help="Detector folder (default: the shipped detector).",
         ),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     ) -> None:
@@ -67,7 +87,6 @@ def register(app: typer.Typer) -> None:
         Example: `likeness scan clips/ --json scan.jsonl --html report.html`
         """
         from likeness.config import choose_device
-        from likeness.pipelines.scan import ScanConfig
         from likeness.pipelines.scan_runner import run_scan
 
         config = ScanConfig(

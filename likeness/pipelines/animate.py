@@ -19,7 +19,6 @@ aborts the writer, which leaves nothing at the output path.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,8 +30,9 @@ import numpy as np
 from likeness.errors import InputError
 from likeness.generator import keypoints as kpt
 from likeness.generator import scripted
-from likeness.generator.motion import REGIONS, MotionTransfer, TransferConfig
+from likeness.generator.motion import MotionTransfer, TransferConfig
 from likeness.pipelines.compositing import Composer
+from likeness.pipelines.configs import DEFAULT_FPS, AnimateConfig
 from likeness.pipelines.driving import DrivingKeypoints
 from likeness.ui import Progress, no_progress
 
@@ -41,49 +41,6 @@ if TYPE_CHECKING:
     from likeness.generator.model import GeneratorModel
     from likeness.media import MediaInfo
     from likeness.provenance.mark import MarkedVideoWriter, SignResult
-
-KEYPOINT_SOURCES = ("mesh", "learned")
-DEFAULT_FPS = 25.0
-
-
-@dataclass(frozen=True)
-class AnimateConfig:
-    """Options of `likeness animate`; the CLI flags map one to one onto these."""
-
-    relative: bool = True  # driving motion measured against its first frame (--absolute)
-    region: str = "all"  # all | pose | expression | eyes | lips
-    multiplier: float = 1.0  # scales the expression change (and scripted amplitudes)
-    smooth: bool = True  # One Euro filter on the driving keypoints
-    keypoints: str = "mesh"  # mesh (face mesh) | learned (the model's motion extractor)
-    paste_back: bool = True  # False: write the model's crop (--crop-only)
-    crop_scale: float = 1.0  # source crop framing (AlignConfig.scale)
-    audio: bool = True  # copy the driving video's audio
-    device: str = "auto"
-    weights: Path | None = None  # None: the shipped model
-    batch_size: int = 8
-    max_frames: int | None = None
-    face: int = 0  # which face of the photo, largest first
-    fps: float | None = None  # scripted motion only (default 25)
-
-    def __post_init__(self) -> None:
-        if self.region not in REGIONS:
-            raise InputError(f"unknown region {self.region!r}: use {', '.join(REGIONS)}")
-        if self.keypoints not in KEYPOINT_SOURCES:
-            raise InputError(
-                f"unknown keypoints {self.keypoints!r}: use {', '.join(KEYPOINT_SOURCES)}"
-            )
-        if not (math.isfinite(self.multiplier) and 0 <= self.multiplier <= 5):
-            raise InputError(f"--multiplier must be between 0 and 5, got {self.multiplier}")
-        if not (math.isfinite(self.crop_scale) and 0.5 <= self.crop_scale <= 2.0):
-            raise InputError(f"--crop-scale must be between 0.5 and 2, got {self.crop_scale}")
-        if not 1 <= self.batch_size <= 256:
-            raise InputError(f"--batch-size must be between 1 and 256, got {self.batch_size}")
-        if self.max_frames is not None and self.max_frames < 1:
-            raise InputError(f"--max-frames must be 1 or more, got {self.max_frames}")
-        if self.face < 0:
-            raise InputError(f"--face must be 0 or more, got {self.face}")
-        if self.fps is not None and not (math.isfinite(self.fps) and 1 <= self.fps <= 120):
-            raise InputError(f"--fps must be between 1 and 120, got {self.fps}")
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ from pathlib import Path
 import numpy as np
 
 from likeness.errors import LikenessError
+from likeness.pipelines.configs import ScanConfig
 from likeness.pipelines.scan_record import (
     SCHEMA,
     FaceResult,
@@ -91,30 +92,6 @@ MANIPULATED, LIKELY_REAL, NO_FACE, ERROR = "manipulated", "likely-real", "no-fac
 CROP_SIZE = 256  # as packs and training crops are cut
 THUMB_SIDE = 320
 MIN_TRACK = 3  # samples a face needs to decide the verdict (when others were seen longer)
-
-
-@dataclass(frozen=True)
-class ScanConfig:
-    every: int = 10  # sample every N-th frame (grows for long videos, see max_frames)
-    max_frames: int = 300  # sampled frames per video, spread over its whole length
-    max_faces: int = 4  # faces per frame, largest first
-    weights: Path | None = None  # detector folder; None: the shipped detector
-    trust: tuple[Path, ...] = ()  # C2PA trust anchors (PEM)
-    provenance: bool = True
-    provenance_frames: int = 120  # frames the watermark detector reads
-    top_frames: int = 3
-    device: str = "cpu"
-    batch_size: int = 16  # face crops per detector call
-
-    def __post_init__(self) -> None:
-        from likeness.errors import InputError
-
-        if self.every < 1:
-            raise InputError(f"--every must be 1 or more, got {self.every}")
-        if self.max_frames < 1:
-            raise InputError(f"--max-frames must be 1 or more, got {self.max_frames}")
-        if not 1 <= self.max_faces <= 32:
-            raise InputError(f"--max-faces must be 1-32, got {self.max_faces}")
 
 
 @dataclass

@@ -1,0 +1,79 @@
+"""The options of the pipeline jobs, as dataclasses: `AnimateConfig` (`likeness animate`)
+and `ScanConfig` (`likeness scan`). The CLI builds its flags' defaults from these fields
+(`likeness.config.default_of`), so this module imports nothing heavy: the CLI loads it
+to draw its help."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from likeness.errors import InputError
+
+KEYPOINT_SOURCES = ("mesh", "learned")
+DEFAULT_FPS = 25.0  # scripted motion, when --fps is not given
+
+
+@dataclass(frozen=True)
+class AnimateConfig:
+    """Options of `likeness animate`; the CLI flags map one to one onto these."""
+
+    relative: bool = True  # driving motion measured against its first frame (--absolute)
+    region: str = "all"  # all | pose | expression | eyes | lips
+    multiplier: float = 1.0  # scales the expression change (and scripted amplitudes)
+    smooth: bool = True  # One Euro filter on the driving keypoints
+    keypoints: str = "mesh"  # mesh (face mesh) | learned (the model's motion extractor)
+    paste_back: bool = True  # False: write the model's crop (--crop-only)
+    crop_scale: float = 1.0  # source crop framing (AlignConfig.scale)
+    audio: bool = True  # copy the driving video's audio
+    device: str = "auto"
+    weights: Path | None = None  # None: the shipped model
+    batch_size: int = 8
+    max_frames: int | None = None
+    face: int = 0  # which face of the photo, largest first
+    fps: float | None = None  # scripted motion only (default 25)
+
+    def __post_init__(self) -> None:
+        from likeness.generator.motion import REGIONS
+
+        if self.region not in REGIONS:
+            raise InputError(f"unknown region {self.region!r}: use {', '.join(REGIONS)}")
+        if self.keypoints not in KEYPOINT_SOURCES:
+            raise InputError(
+                f"unknown keypoints {self.keypoints!r}: use {', '.join(KEYPOINT_SOURCES)}"
+            )
+        if not (math.isfinite(self.multiplier) and 0 <= self.multiplier <= 5):
+            raise InputError(f"--multiplier must be between 0 and 5, got {self.multiplier}")
+        if not (math.isfinite(self.crop_scale) and 0.5 <= self.crop_scale <= 2.0):
+            raise InputError(f"--crop-scale must be between 0.5 and 2, got {self.crop_scale}")
+        if not 1 <= self.batch_size <= 256:
+            raise InputError(f"--batch-size must be between 1 and 256, got {self.batch_size}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise InputError(f"--max-frames must be 1 or more, got {self.max_frames}")
+        if self.face < 0:
+            raise InputError(f"--face must be 0 or more, got {self.face}")
+        if self.fps is not None and not (math.isfinite(self.fps) and 1 <= self.fps <= 120):
+            raise InputError(f"--fps must be between 1 and 120, got {self.fps}")
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    every: int = 10  # sample every N-th frame (grows for long videos, see max_frames)
+    max_frames: int = 300  # sampled frames per video, spread over its whole length
+    max_faces: int = 4  # faces per frame, largest first
+    weights: Path | None = None  # detector folder; None: the shipped detector
+    trust: tuple[Path, ...] = ()  # C2PA trust anchors (PEM)
+    provenance: bool = True
+    provenance_frames: int = 120  # frames the watermark detector reads
+    top_frames: int = 3
+    device: str = "cpu"
+    batch_size: int = 16  # face crops per detector call
+
+    def __post_init__(self) -> None:
+        if self.every < 1:
+            raise InputError(f"--every must be 1 or more, got {self.every}")
+        if self.max_frames < 1:
+            raise InputError(f"--max-frames must be 1 or more, got {self.max_frames}")
+        if not 1 <= self.max_faces <= 32:
+            raise InputError(f"--max-faces must be 1-32, got {self.max_faces}")
