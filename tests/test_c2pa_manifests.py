@@ -88,6 +88,10 @@ def test_soft_binding_has_pad_a_text_value_and_says_what_a_resolver_needs():
     # A reader that decodes the value as bytes (a list of ints) reads the same payload.
     data["blocks"][0]["value"] = list(bytes.fromhex("00112233445566aa"))
     assert mf.soft_binding_hex(m) == "00112233445566aa"
+    data["alg"] = "com.likeness.watermark.v2"  # a later version of our own watermark
+    assert mf.soft_binding_hex(m) == "00112233445566aa"
+    data["alg"] = "org.example.other"
+    assert mf.soft_binding_hex(m) is None
 
 
 def test_opened_action_names_its_parent_and_ingredients_carry_their_hash():

@@ -29,6 +29,7 @@ DIGITAL_SOURCE_TYPES = (
 # The name our soft-binding assertion gives the watermark algorithm (reverse domain, as
 # the C2PA spec asks of algorithms outside its registry).
 SOFT_BINDING_ALG = "com.likeness.watermark.v1"
+SOFT_BINDING_FAMILY = "com.likeness.watermark."
 SOFT_BINDING_LABEL = "c2pa.soft-binding"
 # What a resolver needs to know, in the assertion itself (`name`): where the payload
 # comes from and how it maps to a manifest.
@@ -224,7 +225,8 @@ def soft_binding_hex(manifest: dict) -> str | None:
         if assertion.get("label") != SOFT_BINDING_LABEL:
             continue
         data = assertion.get("data") or {}
-        if data.get("alg") != SOFT_BINDING_ALG:
+        # Any version of our watermark (files marked before a version bump still name it).
+        if not str(data.get("alg", "")).startswith(SOFT_BINDING_FAMILY):
             continue
         for block in data.get("blocks") or []:
             value = block.get("value") if isinstance(block, dict) else None
