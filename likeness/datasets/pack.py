@@ -39,6 +39,7 @@ from likeness.datasets.pack_format import (
 from likeness.errors import InputError, NoFaceError, OutputError
 from likeness.fsio import install_dir, make_temp_dir
 from likeness.hashing import sha256_file
+from likeness.media.suffixes import is_media_name
 from likeness.ui import Progress, no_progress
 
 if TYPE_CHECKING:
@@ -47,8 +48,6 @@ if TYPE_CHECKING:
 # numpy, OpenCV, PyAV and the face stack load inside the functions that use them: the
 # CLI imports this module for its defaults and must start fast.
 
-VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif"})
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 CORPUS_MANIFEST = "MANIFEST.tsv"
 
 # Chosen so the corpus pack (18,600 source frames, 89 photos) stays under 20 MiB: it
@@ -182,8 +181,7 @@ def _folder_sources(root: Path) -> list[Source]:
             d for d in dirnames if not d.startswith(".") and not is_pack_dir(here / d)
         )
         for name in sorted(filenames):
-            suffix = Path(name).suffix.lower()
-            if name.startswith(".") or suffix not in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS:
+            if name.startswith(".") or not is_media_name(name):
                 continue
             path = here / name
             sources.append(Source(path.resolve(), path.relative_to(root).as_posix()))

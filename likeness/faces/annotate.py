@@ -13,8 +13,7 @@ from likeness.errors import InputError, NoFaceError
 from likeness.faces.draw import draw_faces
 from likeness.faces.stack import FaceStack, FaceStackConfig, FaceTracker, TrackerConfig
 from likeness.faces.types import Face
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+from likeness.media.suffixes import IMAGE_SUFFIXES
 
 
 @dataclass

@@ -18,22 +18,31 @@ from likeness.media.images import read_image, write_image
 from likeness.media.inputs import check_input_file, is_image_path
 from likeness.media.limits import DEFAULT_LIMITS, MediaLimits
 from likeness.media.probe import MediaInfo, probe, require_video
+from likeness.media.suffixes import (
+    IMAGE_SUFFIXES,
+    MEDIA_SUFFIXES,
+    VIDEO_SUFFIXES,
+    VIDEO_WRITE_SUFFIXES,
+    is_media_name,
+)
 
 if TYPE_CHECKING:
     from likeness.media.decode import Frame, apply_rotation, iter_frames
-    from likeness.media.encode import VIDEO_SUFFIXES, VideoWriter
+    from likeness.media.encode import VideoWriter
 
 _LAZY = {
     "Frame": "decode",
     "apply_rotation": "decode",
     "iter_frames": "decode",
-    "VIDEO_SUFFIXES": "encode",
     "VideoWriter": "encode",
 }
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "IMAGE_SUFFIXES",
+    "MEDIA_SUFFIXES",
     "VIDEO_SUFFIXES",
+    "VIDEO_WRITE_SUFFIXES",
     "Frame",
     "MediaInfo",
     "MediaLimits",
@@ -43,6 +52,7 @@ __all__ = [
     "check_input_file",
     "check_output_path",
     "is_image_path",
+    "is_media_name",
     "iter_frames",
     "probe",
     "read_image",

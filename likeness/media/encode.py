@@ -23,9 +23,9 @@ from likeness.fsio import atomic_output, check_output_path
 from likeness.media.images import as_rgb_uint8
 from likeness.media.inputs import check_input_file
 from likeness.media.probe import av_errors, av_reason
+from likeness.media.suffixes import VIDEO_WRITE_SUFFIXES
 
 AV_ERRORS = av_errors()
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 _MP4_FAMILY = (".mp4", ".m4v", ".mov")
 # Audio codecs every MP4 player handles: copied as they are, anything else becomes AAC.
 _MP4_AUDIO_COPY = {"aac", "mp3", "alac", "ac3", "eac3"}
@@ -95,7 +95,7 @@ class VideoWriter:
     ) -> None:
         self.path = Path(path)
         self.fps = exact_rate(fps)
-        if self.path.suffix.lower() not in VIDEO_SUFFIXES:
+        if self.path.suffix.lower() not in VIDEO_WRITE_SUFFIXES:
             raise OutputError(
                 f"cannot write {self.path.name}: use a .mp4, .mov or .mkv name for video"
             )

@@ -22,6 +22,7 @@ from likeness.media.inputs import (
     sniff_image_format,
 )
 from likeness.media.limits import DEFAULT_LIMITS, MediaLimits, check_frame_size
+from likeness.media.suffixes import IMAGE_SUFFIXES
 
 # EXIF orientations 5..8 turn the picture a quarter, so the displayed size is swapped.
 _QUARTER_TURN_ORIENTATIONS = {5, 6, 7, 8}
@@ -31,8 +32,6 @@ ORIENTATION_ROTATION = {1: 0, 2: 0, 3: 180, 4: 180, 5: 270, 6: 90, 7: 90, 8: 270
 _MAX_JPEG_SEGMENTS = 4096
 
 _METADATA_ALLOWANCE = 64 * 2**20  # EXIF, ICC profiles, embedded previews
-
-WRITE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 @dataclass(frozen=True)
@@ -215,7 +214,7 @@ def write_image(
     """Encode by extension (.png .jpg .jpeg .webp .bmp) and write atomically."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in WRITE_SUFFIXES:
+    if suffix not in IMAGE_SUFFIXES:
         raise OutputError(
             f"cannot write {path.name}: unsupported image type {suffix or '(none)'!r} "
             "(use .png, .jpg, .webp or .bmp)"

@@ -20,15 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from likeness.errors import InputError
+from likeness.media.suffixes import is_media_name
 from likeness.pipelines.scan import MANIPULATED, SCHEMA, FileScan, ScanConfig, error_record
 from likeness.pipelines.scan_record import ScanRecord
 from likeness.ui import Progress, no_progress
 
-# Files a folder scan picks up; a file named on the command line is always scanned.
-MEDIA_SUFFIXES = frozenset(
-    {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".gif", ".3gp",
-     ".jpg", ".jpeg", ".png", ".webp", ".bmp"}
-)  # fmt: skip
 CHECKPOINT_SECONDS = 5.0
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_MANIPULATED = 0, 1, 2, 3
@@ -81,7 +77,8 @@ def collect_files(
                 rel = child.relative_to(path)
                 if any(part.startswith(".") for part in rel.parts):
                     continue
-                if child.is_file() and child.suffix.lower() in MEDIA_SUFFIXES:
+                # a file named on the command line is scanned whatever its name
+                if child.is_file() and is_media_name(child):
                     add(child)
         elif path.exists():
             add(path)
