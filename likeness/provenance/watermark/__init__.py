@@ -1,16 +1,20 @@
 """Blind, keyed, multi-bit video watermark: spread spectrum on luma with a periodic tile.
 
-Embedding adds, to R, G and B alike, a tile that repeats every `period` pixels (the short
-side / 4, at least 112 px) and is the same in every frame. Its spectrum (6..24 cycles per
-tile, every other coefficient) is split by the key between a sync pattern and the 258 bits
-of the coded payload (64 information bits + CRC-16, K=7 rate-1/3 convolutional code).
-Strength is set per frame to a PSNR target (RGB, rounded output).
+Embedding changes luma (split over R, G and B by their luma weights) by a tile that
+repeats every `period` pixels (the short side / 4, at least 112 px) and is the same in
+every frame, stronger where the host is smooth than in texture. Its spectrum (6..24
+cycles per tile, every other coefficient) is split by the key between a sync pattern and
+the 258 bits of the coded payload (64 information bits + CRC-16, K=7 rate-1/3
+convolutional code). Strength is set per frame to a PSNR target (RGB, rounded output).
 
-Detection averages a locally normalised high-pass residual over frames, finds the period
-from the whitened autocorrelation (so scaling and cropping need no brute-force search),
-folds the residual onto one tile, finds the cyclic offset by FFT correlation with the sync,
-and decodes soft bits with Viterbi; `p_false` is the Gaussian tail of the sync statistic
-corrected for every period and offset tried, times 2^-16 for the CRC.
+Detection averages a locally normalised high-pass residual over frames, reads the tile's
+lattice (rotation within +-15 degrees and scale; different x and y scales unrotated)
+from the whitened autocorrelation in polar coordinates (so rotating, scaling and
+cropping need no brute-force search), folds the residual onto one tile through that
+affine map, refines angle and scale by the sync statistic, finds the cyclic offset by
+FFT correlation with the sync, and decodes soft bits with Viterbi; `p_false` is the
+Gaussian tail of the sync statistic corrected for every lattice and offset tried, times
+2^-16 for the CRC.
 """
 
 from likeness.provenance.watermark.config import WatermarkConfig

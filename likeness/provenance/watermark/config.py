@@ -10,7 +10,8 @@ class WatermarkConfig:
     """Spread-spectrum watermark on luma with a keyed periodic tile.
 
     PSNR is measured per frame over all three RGB channels of the rounded, clipped uint8
-    output against the input (the same luma offset is added to R, G and B).
+    output against the input (the luma change is split over R, G and B by their luma
+    weights, the least RGB error for it).
     """
 
     psnr_db: float = 42.0
