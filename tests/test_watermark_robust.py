@@ -241,3 +241,20 @@ def test_no_false_positive_on_rotated_and_rescaled_corpus_clips(corpus: Path, na
     for attacked in (frames, rotate(frames, 2.0), rotate(frames, -7.0), scale(frames, 0.6)):
         result = detect_frames(attacked, key=KEY)
         assert not result.found and result.p_false > CONFIG.threshold_p, result.to_dict()
+
+
+def test_p_sync_of_the_full_search_is_calibrated_on_noise():
+    """The whole search (periods, lattices, angles, refinement, mirror, offsets) on
+    unmarked residuals: p_sync is uniform or conservative, as counted hypotheses say."""
+    from likeness.provenance.watermark.detect import detect_residual
+
+    rng = np.random.default_rng(7)
+    p = []
+    for _ in range(30):
+        res = cv2.GaussianBlur(rng.normal(size=(256, 256)).astype(np.float32), (0, 0), 0.8)
+        result = detect_residual(res, 1, key=KEY)
+        assert not result.found
+        p.append(result.p_sync)
+    p = np.array(p)
+    assert np.mean(p < 0.1) <= 0.25 and np.mean(p < 0.5) <= 0.7
+    assert p.min() > 1e-4
