@@ -85,12 +85,15 @@ def register(app: typer.Typer) -> None:
         elif result.found and result.payload is not None:
             p = result.payload
             other = "" if p.key_id == key.key_id else " [yellow](key id differs from ours)[/]"
+            geometry = ""
+            if result.rotation is not None and abs(result.rotation) >= 0.3:
+                geometry = f"; turned {-result.rotation:+.1f} degrees"
             console.print(
                 f"[bold green]watermark found[/] in {safe(file.name)}: payload {p.hex()} "
                 f"(content id {p.content_id}, key id {p.key_id:04x}){other}; "
                 f"p_false {result.p_false:.1e}, confidence {result.confidence:.2f}, "
                 f"{result.bit_errors_corrected} bit error(s) corrected, "
-                f"{result.frames_used} frame(s)"
+                f"{result.frames_used} frame(s){geometry}"
             )
         else:
             console.print(
