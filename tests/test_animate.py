@@ -18,7 +18,7 @@ import pytest
 from likeness.errors import InputError, NoFaceError
 from likeness.generator import keypoints as kpt
 from likeness.generator import scripted
-from likeness.pipelines.animate import AnimateConfig, animate, load_source, prepare
+from likeness.pipelines.animate import AnimateConfig, animate, crop_source, prepare
 from tests import samples
 
 SIZE = 256
@@ -413,8 +413,23 @@ def fake_retarget(part, kp, current, wanted):
     return out
 
 
+def load_source(image, stack, size: int, config: AnimateConfig, name: str):
+    """The chosen face of the photo, cropped at `size`, and its keypoints."""
+    return crop_source(image, stack.analyze(image), size, config, name)
+
+
+def keypoint_pose(kp: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) of keypoints (K, 3), read as faces.pose reads a mesh (the
+    keypoints keep the mesh's axis points; roll is relative to the crop)."""
+    from likeness.faces.pose import head_pose
+
+    mesh = np.zeros((468, 3))
+    mesh[list(kpt.MESH_POINTS)] = np.asarray(kp, np.float64)[: kpt.N_MESH]
+    return head_pose(mesh).as_tuple()
+
+
 def poses(kps: np.ndarray) -> np.ndarray:
-    return np.array([scripted.keypoint_pose(k) for k in kps])
+    return np.array([keypoint_pose(k) for k in kps])
 
 
 def test_parse_motions():
@@ -426,7 +441,7 @@ def test_parse_motions():
 
 
 def test_nod_and_shake_swing_both_ways_and_come_back(source_kp):
-    base = scripted.keypoint_pose(source_kp)
+    base = keypoint_pose(source_kp)
     for name, axis in (("nod", 1), ("shake", 0)):
         kps = scripted.script_keypoints(source_kp, scripted.script([name], 25), fake_retarget)
         change = poses(kps)[:, axis] - base[axis]
@@ -442,7 +457,7 @@ def test_nod_and_shake_swing_both_ways_and_come_back(source_kp):
 
 
 def test_look_left_turns_towards_the_image_left_and_back(source_kp):
-    base = scripted.keypoint_pose(source_kp)[0]
+    base = keypoint_pose(source_kp)[0]
     yaw = poses(scripted.script_keypoints(source_kp, scripted.script(["look-left"]), fake_retarget))
     yaw = yaw[:, 0] - base
     assert yaw[25] < -20  # held in the middle (faces.HeadPose: left is negative)
@@ -454,7 +469,7 @@ def test_look_left_turns_towards_the_image_left_and_back(source_kp):
 
 
 def test_look_up_raises_the_pitch(source_kp):
-    base = scripted.keypoint_pose(source_kp)[1]
+    base = keypoint_pose(source_kp)[1]
     kps = scripted.script_keypoints(source_kp, scripted.script(["look-up"]), fake_retarget)
     assert poses(kps)[25, 1] - base > 10
 

@@ -36,6 +36,7 @@ LAYERS = {
     "fsio": 6,
     "ui": 6,
     "hashing": 6,
+    "tensors": 6,
     "training": 6,
     "weights_io": 6,
     "": 6,  # the package root: __version__

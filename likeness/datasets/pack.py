@@ -224,18 +224,6 @@ def _safe_id(stem: str) -> str:
 # --- geometry -----------------------------------------------------------------------
 
 
-def to_crop(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """(K, 3) frame points -> crop pixels: x, y through the 2x3 crop matrix, z times its
-    scale so depth stays in the same pixel units as x and y."""
-    import numpy as np
-
-    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
-    out = np.empty((len(points), 3), dtype=np.float64)
-    out[:, :2] = points[:, :2] @ matrix[:, :2].T + matrix[:, 2]
-    out[:, 2] = points[:, 2] * scale
-    return out
-
-
 def _iris_centres(face) -> np.ndarray:
     """(2, 3) iris centres, subject's right eye first; from the eye rings' centres when
     the iris model did not run."""
@@ -263,8 +251,10 @@ class _Rows:
         return len(self.frame_index)
 
     def add(self, face, crop, frame_index: int, indices: list[int]) -> None:
-        self.landmarks.append(to_crop(face.landmarks[indices], crop.matrix))
-        self.irises.append(to_crop(_iris_centres(face), crop.matrix))
+        from likeness.faces.geometry import apply_affine_3d
+
+        self.landmarks.append(apply_affine_3d(crop.matrix, face.landmarks[indices][:, :3]))
+        self.irises.append(apply_affine_3d(crop.matrix, _iris_centres(face)[:, :3]))
         pose = face.pose.as_tuple() if face.pose is not None else (float("nan"),) * 3
         self.pose.append(tuple(pose))
         self.frame_index.append(frame_index)

@@ -263,6 +263,7 @@ def _declared_shape(data, name: str) -> tuple[int, ...]:
 
 
 def _resized(bgr: np.ndarray, size: int | None) -> np.ndarray:
+    # Not media.images.resize_square: this reader imports nothing from likeness.media.
     if size is None or bgr.shape[:2] == (size, size):
         return bgr
     # INTER_AREA averages when shrinking (no aliasing); it is bilinear when enlarging.

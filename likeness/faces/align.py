@@ -35,13 +35,6 @@ class AlignParams:
     half: float  # half the crop side, in frame pixels
     angle: float  # radians; rotation of the crop's x axis in the frame
 
-    def as_array(self) -> np.ndarray:
-        return np.array([self.cx, self.cy, self.half, np.cos(self.angle), np.sin(self.angle)])
-
-    @staticmethod
-    def from_array(v: np.ndarray) -> AlignParams:
-        return AlignParams(float(v[0]), float(v[1]), float(v[2]), float(np.arctan2(v[4], v[3])))
-
 
 @dataclass
 class AlignedCrop:

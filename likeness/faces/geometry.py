@@ -67,6 +67,14 @@ def affine_scale(matrix: np.ndarray) -> float:
     return float(math.sqrt(abs(np.linalg.det(matrix[:, :2]))))
 
 
+def apply_affine_3d(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Map (N, 3) points (float64 out): x, y through the 2x3 map, depth times the map's
+    scale, so that z stays in the same pixel units as x and y."""
+    out = apply_affine(matrix, points)
+    out[:, 2] *= affine_scale(matrix)
+    return out
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of one box `a` (4,) against boxes `b` (N, 4), all (x0, y0, x1, y1)."""
     x0 = np.maximum(a[0], b[:, 0])

@@ -13,9 +13,8 @@ import numpy as np
 from likeness.faces.detect import sigmoid
 from likeness.faces.geometry import (
     RotatedRect,
-    affine_scale,
     angle_between,
-    apply_affine,
+    apply_affine_3d,
     invert_affine,
     rect_to_crop_matrix,
 )
@@ -90,10 +89,7 @@ class FaceMeshModel:
         patch, matrix = crop(rgb, rect, size)
         raw, flag = self.model(patch.astype(np.float32) / 255.0)
         points = raw.reshape(-1, 3).astype(np.float64)
-        inverse = invert_affine(matrix)
-        out = apply_affine(inverse, points)
-        out[:, 2] *= affine_scale(inverse)  # depth in the same pixel units as x and y
-        return out, float(sigmoid(flag.reshape(-1))[0])
+        return apply_affine_3d(invert_affine(matrix), points), float(sigmoid(flag.reshape(-1))[0])
 
 
 class IrisModel:
@@ -115,9 +111,7 @@ class IrisModel:
         pts = np.concatenate([contour.reshape(-1, 3), iris.reshape(-1, 3)]).astype(np.float64)
         if flip:
             pts[:, 0] = size[0] - pts[:, 0]
-        inverse = invert_affine(matrix)
-        pts = apply_affine(inverse, pts)
-        pts[:, 2] *= affine_scale(inverse)
+        pts = apply_affine_3d(invert_affine(matrix), pts)
         return pts[:71], pts[71:]
 
     def __call__(self, rgb: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

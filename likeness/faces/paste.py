@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from likeness.faces.align import AlignedCrop
+from likeness.media.images import resize_square
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,7 @@ def paste_back(
     """Blend `generated` (crop space, any square size) into a copy of `frame`."""
     config = config or PasteConfig()
     size = crop.image.shape[0]
-    if generated.shape[:2] != (size, size):
-        generated = cv2.resize(generated, (size, size), interpolation=cv2.INTER_AREA)
+    generated = resize_square(generated, size, enlarge=cv2.INTER_AREA)
     soft = crop_mask(size, config) if mask is None else mask.astype(np.float32)
     if config.color_match:
         generated = match_colors(generated, crop.image, soft)

@@ -17,7 +17,7 @@ import torch
 from likeness.datasets.pack_reader import Pack, PackItem
 from likeness.errors import InputError
 from likeness.faces.align import AlignParams, params_to_matrix
-from likeness.faces.geometry import invert_affine
+from likeness.faces.geometry import apply_affine_3d, invert_affine
 from likeness.generator import keypoints as kpt
 from likeness.generator import motion
 from likeness.generator.config import GeneratorConfig, TrainConfig
@@ -152,10 +152,9 @@ class PairSampler:
             flags=cv2.INTER_LINEAR,
             borderValue=0.0,
         )
-        px = kpt.to_pixels(clip.keypoints[j], size)
-        px[:, :2] = px[:, :2] @ to_source[:, :2].T + to_source[:, 2]
-        px[:, 2] *= float(np.sqrt(abs(np.linalg.det(to_source[:, :2]))))
-        kp_d = kpt.normalise(px, size)
+        kp_d = kpt.normalise(
+            apply_affine_3d(to_source, kpt.to_pixels(clip.keypoints[j], size)), size
+        )
         return (
             clip.frames[i],
             clip.keypoints[i],
@@ -213,14 +212,6 @@ def _flip(kp: np.ndarray, perm: np.ndarray) -> np.ndarray:
     out = kp[perm].copy()
     out[:, 0] = -out[:, 0]
     return out
-
-
-def resize_batch(images: torch.Tensor, size: int) -> torch.Tensor:
-    if images.shape[-1] == size:
-        return images
-    return torch.nn.functional.interpolate(
-        images, size=(size, size), mode="bilinear", align_corners=False, antialias=True
-    )
 
 
 def grid_image(rows: list[list[np.ndarray]]) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from likeness.faces.geometry import apply_affine_3d
 from likeness.faces.regions import KEY_LANDMARKS, positions
 
 # Mesh points that move the face, in mirror pairs (subject's right, left) or alone on
@@ -107,10 +108,7 @@ def from_face(
             ]
         )
     pts = np.concatenate([mesh, iris]).astype(np.float64)
-    xy = pts[:, :2] @ matrix[:, :2].T + matrix[:, 2]
-    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
-    crop = np.concatenate([xy, pts[:, 2:3] * scale], axis=1)
-    return normalise(crop, size)
+    return normalise(apply_affine_3d(matrix, pts), size)
 
 
 def normalise(points_px: np.ndarray, size: int) -> np.ndarray:

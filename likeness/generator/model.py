@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from likeness.errors import ModelError
@@ -22,6 +21,7 @@ from likeness.generator.config import GeneratorConfig
 from likeness.generator.networks.motion_extractor import MotionExtractor
 from likeness.generator.networks.portrait import WarpingGenerator
 from likeness.generator.networks.retarget import Retarget
+from likeness.tensors import resize_square, to_tensor, to_uint8
 from likeness.weights_io import CONFIG_NAME, WEIGHTS_NAME, load_model, save_model
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "generator"
@@ -41,29 +41,6 @@ class GeneratorNetworks(nn.Module):
         self.lips = Retarget(
             config.num_keypoints, 2, (*kpt.LIP_ROWS, *kpt.JAW_ROWS), config.retarget_hidden
         )
-
-
-def to_tensor(images: np.ndarray | list[np.ndarray], device: str | torch.device) -> torch.Tensor:
-    """(N, H, W, 3) or (H, W, 3) uint8 RGB -> (N, 3, H, W) float in [0, 1]."""
-    arr = np.asarray(images)
-    if arr.ndim == 3:
-        arr = arr[None]
-    t = torch.from_numpy(np.ascontiguousarray(arr)).to(device)
-    return t.permute(0, 3, 1, 2).float().div_(255.0)
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, 3, H, W) in [0, 1] -> (N, H, W, 3) uint8."""
-    x = images.detach().float().clamp(0, 1).mul(255).add(0.5).to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
-
-
-def resize(images: torch.Tensor, size: int) -> torch.Tensor:
-    if images.shape[-1] == size and images.shape[-2] == size:
-        return images
-    return F.interpolate(
-        images, size=(size, size), mode="bilinear", align_corners=False, antialias=True
-    )
 
 
 class GeneratorModel:
@@ -102,9 +79,9 @@ class GeneratorModel:
     def extract_appearance(self, crop: np.ndarray) -> dict[str, torch.Tensor]:
         """The source crop (H, W, 3) uint8 -> what `render` needs of it."""
         c = self.config
-        full = resize(to_tensor(crop, self.device), c.output_size)
+        full = resize_square(to_tensor(crop, self.device), c.output_size)
         with self._ctx():
-            volume = self.networks.renderer.encode(resize(full, c.image_size))
+            volume = self.networks.renderer.encode(resize_square(full, c.image_size))
         return {"volume": volume, "full": full}
 
     @torch.inference_mode()
@@ -124,7 +101,7 @@ class GeneratorModel:
     @torch.inference_mode()
     def extract_motion(self, crops: np.ndarray) -> np.ndarray:
         """Crops (N, H, W, 3) uint8 -> keypoints (N, K, 3) predicted from pixels alone."""
-        x = resize(to_tensor(crops, self.device), self.config.extractor_size)
+        x = resize_square(to_tensor(crops, self.device), self.config.extractor_size)
         with self._ctx():
             out = self.networks.extractor(x)
         return out["keypoints"].float().cpu().numpy()

@@ -177,13 +177,3 @@ def script_keypoints(source: np.ndarray, plan: Script, retarget: Retarget) -> np
     for i in np.flatnonzero(np.abs(plan.angles).sum(1) > 0):
         kp[i] = rotation_about(source, *plan.angles[i])(kp[i])
     return kp.astype(np.float32)
-
-
-def keypoint_pose(kp: np.ndarray) -> tuple[float, float, float]:
-    """(yaw, pitch, roll) of keypoints (K, 3), read as faces.pose reads a mesh (the
-    keypoints keep the mesh's axis points; roll is relative to the crop)."""
-    from likeness.faces.pose import head_pose
-
-    mesh = np.zeros((468, 3))
-    mesh[list(kpt.MESH_POINTS)] = np.asarray(kp, np.float64)[: kpt.N_MESH]
-    return head_pose(mesh).as_tuple()

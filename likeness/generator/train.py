@@ -21,10 +21,11 @@ from likeness import training
 from likeness.errors import InputError
 from likeness.generator import losses as L
 from likeness.generator.config import GeneratorConfig, TrainConfig, preset
-from likeness.generator.data import Batch, PairSampler, grid_image, load_clips, resize_batch
-from likeness.generator.model import GeneratorNetworks, save_weights, to_uint8
+from likeness.generator.data import Batch, PairSampler, grid_image, load_clips
+from likeness.generator.model import GeneratorNetworks, save_weights
 from likeness.generator.networks.discriminator import PatchDiscriminator
 from likeness.generator.networks.motion_extractor import pose_bin
+from likeness.tensors import resize_square, to_uint8
 from likeness.training import RunState, open_run, run_chunk, save_checkpoint
 
 CSV_FIELDS = (
@@ -143,7 +144,7 @@ class Trainer:
     def _losses(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         c, tr, w = self.config, self.train, self.train.losses
         nets = self.nets
-        small = resize_batch(batch.source, c.image_size)
+        small = resize_square(batch.source, c.image_size)
         out = nets.renderer(small, batch.source, batch.kp_source, batch.kp_driving)
         pred = out["image"].float()
         # Where the driving frame's window reaches past its own crop there are no real
@@ -151,11 +152,11 @@ class Trainer:
         target = batch.valid * batch.driving + (1 - batch.valid) * pred.detach()
         l1 = (pred - target).abs().mean()
         pyr = L.pyramid_l1(pred, target)
-        ss = L.ssim(resize_batch(pred, c.image_size), resize_batch(target, c.image_size)).mean()
+        ss = L.ssim(resize_square(pred, c.image_size), resize_square(target, c.image_size)).mean()
         region = L.region_mask(batch.kp_driving, pred.shape[-1])
         reg_l1 = ((pred - target).abs() * region).sum() / (region.sum() * 3 + 1.0)
         # The decoder alone must also reconstruct, or it learns to lean on the blend.
-        dec_l1 = (out["decoded"].float() - resize_batch(target, c.image_size)).abs().mean()
+        dec_l1 = (out["decoded"].float() - resize_square(target, c.image_size)).abs().mean()
         loss = w.l1 * (l1 + 0.5 * dec_l1) + w.pyramid * pyr + w.ssim * (1 - ss) + w.regions * reg_l1
         gan = pred.new_zeros(())
         if self.disc is not None and step >= tr.gan_start:
@@ -184,7 +185,7 @@ class Trainer:
 
     def _extractor_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         c = self.config
-        ext = self.nets.extractor(resize_batch(batch.driving, c.extractor_size))
+        ext = self.nets.extractor(resize_square(batch.driving, c.extractor_size))
         kp_l1 = (ext["keypoints"] - batch.kp_driving).abs().mean()
         bins = pose_bin(batch.angles_driving, c.pose_bins)
         ce = F.cross_entropy(ext["pose_logits"].reshape(-1, c.pose_bins), bins.reshape(-1))
@@ -247,7 +248,7 @@ class Trainer:
         batch = self.val.batch(0, batch_size=pairs, seed=12345).to(self.device)
         c = self.config
         out = self.nets.renderer(
-            resize_batch(batch.source, c.image_size),
+            resize_square(batch.source, c.image_size),
             batch.source,
             batch.kp_source,
             batch.kp_driving,
@@ -270,7 +271,7 @@ class Trainer:
         else:
             self.nets.eval()
             batch = self.sampler.batch(0, batch_size=rows, seed=12345).to(self.device)
-            small = resize_batch(batch.source, self.config.image_size)
+            small = resize_square(batch.source, self.config.image_size)
             out = self.nets.renderer(small, batch.source, batch.kp_source, batch.kp_driving)
         n = min(rows, batch.source.shape[0])
         cols = [to_uint8(t[:n]) for t in (batch.source, batch.driving, out["image"], out["warped"])]

@@ -249,3 +249,13 @@ def as_rgb_uint8(rgb: np.ndarray) -> np.ndarray:
     if array.ndim != 3 or array.shape[2] != 3 or array.shape[0] == 0 or array.shape[1] == 0:
         raise LikenessError(f"image must be H x W x 3 RGB, got shape {array.shape}")
     return np.ascontiguousarray(array)
+
+
+def resize_square(image: np.ndarray, size: int, enlarge: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """`image` (H, W[, C]) as size x size: INTER_AREA when shrinking (no aliasing),
+    `enlarge` when growing; as it is (contiguous) when already that size."""
+    image = np.ascontiguousarray(image)
+    if image.shape[0] == size and image.shape[1] == size:
+        return image
+    interpolation = cv2.INTER_AREA if image.shape[0] > size else enlarge
+    return cv2.resize(image, (size, size), interpolation=interpolation)

@@ -167,13 +167,6 @@ def _check_mode(driving: Path | None, config: AnimateConfig, motion: str | None)
     return scripted.parse_motions(motion or "")
 
 
-def load_source(
-    image: np.ndarray, stack: FaceStack, size: int, config: AnimateConfig, name: str
-) -> Source:
-    """The chosen face of the photo, cropped at the model's size, and its keypoints."""
-    return crop_source(image, stack.analyze(image), size, config, name)
-
-
 def crop_source(
     image: np.ndarray, faces: list[Face], size: int, config: AnimateConfig, name: str
 ) -> Source:
