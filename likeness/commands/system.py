@@ -59,9 +59,13 @@ def _check_generator() -> tuple[bool, str]:
 
 
 def _check_keys() -> tuple[bool, str]:
+    from likeness.provenance.keys import keys_exist
+
     keys = config.keys_dir()
-    if keys.is_dir() and any(keys.iterdir()):
+    if keys_exist():
         return True, f"present in {keys}"
+    if keys.is_dir() and any(keys.iterdir()):
+        return False, f"incomplete in {keys}: run `likeness keys init --force`"
     return False, "none yet: run `likeness keys init` before generating or signing"
 
 
