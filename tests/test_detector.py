@@ -359,3 +359,152 @@ def test_every_pure_family_lands_in_the_set_with_its_mask(small_pack, tmp_path):
     assert not {"swap", "lipsync"} & set(report.counts.get("val", {}))
     with pytest.raises(InputError, match="unknown fake family"):
         FakesConfig(families=("deepfake",))
+
+
+# --- dense head, online families, leave-one-family-out -----------------------------------
+
+
+def test_mask_head_maps_the_crop_and_its_loss_prefers_the_true_mask():
+    from likeness.detector.config import preset
+    from likeness.detector.network import FaceClassifier
+    from likeness.detector.train import _mask_loss
+
+    net = FaceClassifier(preset("tiny")).eval()
+    images = torch.rand(3, 3, 128, 128)
+    with torch.no_grad():
+        logits, maps = net.forward_dense(images)
+        assert torch.allclose(logits, net(images), atol=1e-5)  # one backbone, one logit
+    assert logits.shape == (3,) and maps.shape == (3, 8, 8)  # stride 8 at 64 px input
+    masks = torch.zeros(2, 64, 64)
+    masks[:, 16:48, 16:48] = 1.0  # a changed square in the middle
+    known = torch.ones(2)
+    truth = torch.full((2, 8, 8), -6.0)
+    truth[:, 2:6, 2:6] = 6.0
+    assert _mask_loss(truth, masks, known) < 0.05
+    assert _mask_loss(-truth, masks, known) > 5
+    # Predicting "nothing changed anywhere" must not win: changed cells weigh as much.
+    nothing = torch.full((2, 8, 8), -6.0)
+    assert _mask_loss(nothing, masks, known) > 2
+    assert _mask_loss(-truth, masks, torch.zeros(2)) == 0  # no known mask: no loss
+
+
+def test_masks_follow_the_flip_and_crop_of_their_crop():
+    from likeness.detector.config import AugmentConfig
+    from likeness.detector.data import augment
+
+    rgb = np.zeros((128, 128, 3), np.uint8)
+    rgb[:, :40] = 255  # the left band is bright and changed
+    mask = np.zeros((128, 128), np.float32)
+    mask[:, :40] = 1.0
+    cfg = AugmentConfig(flip=1.0, colour=0, crop=0.1, blur=0, resize=0, jpeg=0, h264=0, noise=0)
+    for seed in range(5):
+        out, out_mask = augment(rgb, cfg, np.random.default_rng(seed), 64, mask)
+        assert out.shape == (64, 64, 3) and out_mask.shape == (64, 64)
+        bright = out[..., 0] > 127
+        agree = np.mean(bright == (out_mask > 0.5))
+        assert agree > 0.95 and out_mask[:, -8:].mean() > 0.9  # flipped to the right
+
+
+def test_left_out_family_never_reaches_a_batch(astro_set):
+    from likeness.datasets.fakes_format import FakesSet
+    from likeness.detector.config import TrainConfig, preset
+    from likeness.detector.data import BatchSampler
+
+    data = FakesSet.open(astro_set)
+    train = TrainConfig(online_sbi=0.5, exclude_families=("sbi",))
+    sampler = BatchSampler(data, preset("tiny"), train)
+    # One person only: the donor families cannot run, sbi is left out: lowres remains.
+    assert sampler.online == ("lowres",) and not sampler.families
+    _, labels, masks, known = sampler.dense_batch(0, 8)
+    assert known.all() and (masks[labels == 1].flatten(1).max(1).values > 0).all()
+    assert masks[labels == 0].abs().sum() == 0
+    with pytest.raises(InputError, match="no fakes"):
+        BatchSampler(data, preset("tiny"), TrainConfig(exclude_families=("sbi", "lowres")))
+
+
+def test_training_starts_from_another_detectors_backbone(astro_set, tmp_path):
+    import dataclasses
+
+    from likeness.detector.config import preset
+    from likeness.detector.model import save_weights
+    from likeness.detector.network import FaceClassifier
+
+    torch.manual_seed(3)
+    plain = FaceClassifier(dataclasses.replace(preset("tiny"), mask_head=False))
+    save_weights(plain, tmp_path / "old")
+    trainer = _train(astro_set, tmp_path / "run", steps=0, init=str(tmp_path / "old"))
+    own = trainer.network.state_dict()
+    for name, value in plain.state_dict().items():  # as shipped: float16
+        expected = value.half().float() if value.is_floating_point() else value
+        assert torch.equal(own[name], expected), name
+    assert trainer.network.mask_head is not None
+    with pytest.raises(InputError, match="cannot read detector weights"):
+        _train(astro_set, tmp_path / "run2", steps=0, init=str(tmp_path / "nowhere"))
+
+
+def test_real_footage_kinds_come_from_the_corpus_notes():
+    from likeness.bench.detector import footage_kind
+
+    def row(file, kind, notes="", width="", height=""):
+        return {"file": file, "kind": kind, "notes": notes, "width": width, "height": height}
+
+    rows = {
+        "grid": row("videos/grid.mpg", "video", "talking, blue screen", "360", "288"),
+        "gray": row("photos/g.png", "photo", "grayscale 150 px crop", "150", "150"),
+        "cam": row("videos/c.mp4", "video", "webcam, indoor", "400", "300"),
+        "small": row("videos/s.mp4", "video", "", "360", "288"),
+        "hd": row("videos/h.mp4", "video", "", "1280", "720"),
+    }
+    kinds = {name: footage_kind(name, rows) for name in rows}
+    assert kinds == {
+        "grid": "mpeg1-bluescreen",
+        "gray": "grayscale-photo",
+        "cam": "webcam",
+        "small": "video-low-res",
+        "hd": "video",
+    }
+    assert footage_kind("unknown-item", {}) == "video"
+
+
+@pytest.fixture(scope="module")
+def two_family_set(tmp_path_factory, astronaut, face_stack) -> Path:
+    """Real astronaut crops and sbi + lowres fakes in train, val and test."""
+    from likeness.datasets.fakes_format import FAKES_FORMAT, FAKES_VERSION, FakesWriter
+    from likeness.datasets.families import make_forgery
+    from likeness.faces.regions import KEY_LANDMARKS
+
+    out = tmp_path_factory.mktemp("fakes") / "two"
+    face = face_stack.analyze(astronaut)[0]
+    rng = np.random.default_rng(1)
+    writer = FakesWriter(out)
+    for split, n in (("train", 32), ("val", 16), ("test", 16)):
+        for i, (crop, mesh) in enumerate(_jittered_crops(astronaut, face, n, rng)):
+            key = mesh[list(KEY_LANDMARKS)]
+            cols = dict(identity=f"astronaut-{split}", split=split, frame=i % 4,
+                        item="astronaut", source="astronaut")  # fmt: skip
+            writer.add(crop, key, label=0, family="real", video=f"{split}-{i // 4}", **cols)
+            family = ("sbi", "lowres")[i % 2]
+            made = make_forgery(family, crop, key, rng)
+            video = f"{split}-{i // 4}/{family}"
+            writer.add(made.image, None, made.mask, label=1, family=family, video=video, **cols)
+    writer.finish(
+        {"format": FAKES_FORMAT, "version": FAKES_VERSION, "landmark_indices": list(KEY_LANDMARKS)}
+    )
+    return out
+
+
+def test_leave_one_family_out_bench_holds_each_kind_out(two_family_set, tmp_path):
+    from likeness.bench import detector_lofo
+
+    path = detector_lofo.run(tmp_path, quick=True, pack=two_family_set, steps=20)
+    result = json.loads(path.read_text())
+    assert list(result["matrix"]) == ["sbi", "lowres", "none (reference)"]
+    for name, cells in result["matrix"].items():
+        assert set(cells) == set(detector_lofo.KINDS)
+        for kind in ("sbi", "lowres"):
+            assert 0 <= cells[kind]["auc"] <= 1 and cells[kind]["n_real"] > 0, (name, kind)
+        assert cells["swap"] == {}  # not in the set
+    assert set(result["held_out_video_auc"]) == {"sbi", "lowres"}
+    assert "**" in result["table_markdown"] and (tmp_path / "detector_lofo.png").is_file()
+    with pytest.raises(InputError, match="needs --pack"):
+        detector_lofo.run(tmp_path)

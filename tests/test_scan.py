@@ -344,3 +344,29 @@ def _reencode_half_size(src: Path, dst: Path, crf: int) -> None:
         for frame in iter_frames(src):
             half = cv2.resize(frame.image, size, interpolation=cv2.INTER_AREA)
             writer.write(cv2.warpAffine(half, turn, size, borderMode=cv2.BORDER_REFLECT_101))
+
+
+def test_report_shows_where_the_dense_head_saw_a_change(scanned):
+    _, _, html_path = scanned
+    html = html_path.read_text()
+    # The tiny detector has a mask head: each face file's top frames get an overlay.
+    assert html.count("where the detector saw a change") >= 2
+
+
+def test_heat_overlay_lands_on_the_face_through_the_crop_transform():
+    import cv2
+
+    from likeness.pipelines.scan import heat_overlay
+
+    frame = np.full((200, 300, 3), 128, np.uint8)
+    heat = np.zeros((8, 8), np.float32)
+    heat[:, :4] = 1.0  # the crop's left half changed
+    # The 256 px crop shows the frame's box x 100-164, y 50-114 (scale 1/4).
+    inverse = np.array([[0.25, 0.0, 100.0], [0.0, 0.25, 50.0]])
+    data = heat_overlay(frame, heat, inverse, (100, 50, 164, 114), side=300)
+    out = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert out.shape == (200, 300, 3)
+    changed = np.abs(out.astype(int) - 128).sum(axis=2) > 60
+    assert changed[60:105, 105:128].mean() > 0.9  # the left half of the face box
+    assert changed[60:105, 136:160].mean() < 0.1  # its right half
+    assert not changed[150:, :].any() and not changed[:, :90].any()  # outside the box

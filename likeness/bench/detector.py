@@ -8,13 +8,16 @@ made now with the shipped generator (`--weights` names the detector here, so a p
 uses the shipped generator; make a FAKES folder for other checkpoints).
 
 Quality, frame level (each crop) and video level (crops pooled per video, as `scan`
-pools them): AUC, AP, EER and TPR at 1 % FPR, for (a) generator fakes (self- and
-cross-reenactment, and each alone) and (b) self-blended fakes, each against all real
-test crops/videos; under three conditions: as stored (every video already through
-one random H.264 or JPEG round trip), after H.264 CRF 28 (each video's crops
-re-encoded as one stream), and after downscaling to 50 % (crops shrunk to half and
-resized back, as a face half the size in the frame). Also the real-video false-positive
-rate at the shipped threshold, and the fakes' detection rate there.
+pools them): AUC, AP, EER and TPR at 1 % FPR, for each fake family (generator self-
+and cross-reenactment, together and alone; self-blends; face swaps; lip-sync; low-res
+faces; all fakes), each against all real test crops/videos; under three conditions:
+as stored (every video already through one random H.264 or JPEG round trip), after
+H.264 CRF 28 (each video's crops re-encoded as one stream), and after downscaling to
+50 % (crops shrunk to half and resized back, as a face half the size in the frame).
+Also the real-video false-positive rate at the shipped threshold, per kind of real
+footage too (MPEG-1 blue screen, webcam, grayscale photos, low resolution:
+`footage_kind`), and the fakes' detection rate there.
+Leave-one-family-out generalisation is `likeness bench detector_lofo`.
 
 Speed: `likeness scan` end to end (decode, faces, crops, detector, pooling) on a 720p
 clip (a held-out corpus clip upscaled, or the astronaut drifting), with and without
@@ -23,8 +26,9 @@ the provenance checks, in seconds per minute of video at the default sampling.
 Writes detector.json (figures, targets, a Markdown table for the model card) and
 detector_roc.png (frame- and video-level ROC curves, as stored).
 
-Targets (issue): video AUC >= 0.99 on likeness fakes, >= 0.95 on self-blends, AUC drop
-<= 0.03 after CRF 28, TPR >= 0.90 at 1 % FPR, a 1-minute 720p video scanned in <= 20 s.
+Targets (issue 12): in-distribution video AUC >= 0.97 for every family, TPR >= 0.80 at
+1 % FPR, AUC drop <= 0.03 after CRF 28, no real test video flagged, no kind of real
+footage flagged above 5 %, a 1-minute 720p video scanned in <= 10 s.
 """
 
 from __future__ import annotations
@@ -45,13 +49,20 @@ GROUPS = {
     "generator_self": ("generator-self",),
     "generator_cross": ("generator-cross",),
     "sbi": ("sbi",),
+    "swap": ("swap",),
+    "lipsync": ("lipsync",),
+    "lowres": ("lowres",),
+    "all": ("generator-self", "generator-cross", "sbi", "swap", "lipsync", "lowres"),
 }
+# The kinds of fake (leave-one-family-out holds each out); "generator" is `reenact`.
+KINDS = ("generator", "sbi", "swap", "lipsync", "lowres")
 TARGETS = {
-    "video_auc_generator": 0.99,
-    "video_auc_sbi": 0.95,
+    "min_video_auc_per_family": 0.97,
     "auc_drop_crf28": 0.03,
-    "tpr_at_1pct_fpr": 0.90,
-    "seconds_per_720p_minute": 20.0,
+    "tpr_at_1pct_fpr": 0.80,
+    "real_test_videos_flagged": 0.0,
+    "max_fpr_per_kind_of_real_footage": 0.05,
+    "seconds_per_720p_minute": 10.0,
 }
 SPEED_CLIP = "videos/ap-pose-ref.mp4"  # test split: never trained on
 ROC_SIZE = 420
@@ -123,6 +134,59 @@ def _video_scores(samples, probs, pooling) -> tuple[list[str], np.ndarray, np.nd
     labels = np.array([samples[by_video[v][0]].label for v in names])
     families = [samples[by_video[v][0]].family for v in names]
     return names, scores, labels, families
+
+
+def footage_kind(item: str, manifest: dict[str, dict]) -> str:
+    """The kind of real footage a pack item is, from the corpus' MANIFEST.tsv row of the
+    file it came from: what a detector most easily mistakes for manipulation."""
+    row = manifest.get(item) or {}
+    notes = (row.get("notes") or "").lower()
+    name = (row.get("file") or item).lower()
+    photo = row.get("kind") == "photo" or name.startswith("photos/")
+    if name.endswith(".mpg"):
+        return "mpeg1-bluescreen" if "blue screen" in notes else "mpeg1"
+    if "grayscale" in notes or "b&w" in notes:
+        return "grayscale-photo" if photo else "grayscale"
+    if "webcam" in notes:
+        return "webcam"
+    try:
+        side = min(int(row["width"]), int(row["height"]))
+    except (KeyError, TypeError, ValueError):
+        side = 0
+    if photo:
+        return "photo-low-res" if 0 < side < 300 else "photo"
+    if 0 < side < 320:
+        return "video-low-res"
+    return "video-256-crop" if side == 256 else "video"
+
+
+def corpus_manifest() -> dict[str, dict]:
+    """Corpus file stem -> its MANIFEST.tsv row (empty without ../shared/corpus)."""
+    import csv
+
+    corpus = corpus_dir()
+    if corpus is None or not (corpus / "MANIFEST.tsv").is_file():
+        return {}
+    with (corpus / "MANIFEST.tsv").open(newline="") as fh:
+        return {Path(r["file"]).stem: r for r in csv.DictReader(fh, delimiter="\t")}
+
+
+def real_fpr_by_kind(samples, names, scores, labels, threshold: float) -> dict[str, dict]:
+    """Per kind of real footage: test videos, how many the threshold flags, the rate."""
+    manifest = corpus_manifest()
+    item_of = {s.video: s.item for s in samples}
+    out: dict[str, dict] = {}
+    for name, score, label in zip(names, scores, labels, strict=True):
+        if label != 0:
+            continue
+        kind = footage_kind(item_of[name], manifest)
+        entry = out.setdefault(kind, {"videos": 0, "flagged": 0, "max_score": 0.0})
+        entry["videos"] += 1
+        entry["flagged"] += int(score > threshold)
+        entry["max_score"] = round(max(entry["max_score"], float(score)), 4)
+    for entry in out.values():
+        entry["fpr"] = entry["flagged"] / entry["videos"]
+    return dict(sorted(out.items()))
 
 
 def _group_metrics(labels, scores, families, group: tuple[str, ...], threshold: float) -> dict:
@@ -296,11 +360,15 @@ def run(
                 "crops_per_second": round(len(samples) / score_s, 1),
             }
             if condition == "stored":
+                names, _, _, _ = _video_scores(samples, probs, decision.pooling)
+                results["real_fpr_by_kind"] = real_fpr_by_kind(
+                    samples, names, v_scores, v_labels, decision.threshold
+                )
                 levels = {
                     "frame": (labels, probs, families),
                     "video": (v_labels, v_scores, v_families),
                 }
-                for g in ("generator", "sbi"):
+                for g in KINDS:
                     for level, (y, s, f) in levels.items():
                         keep = (y == 0) | np.isin(np.asarray(f), GROUPS[g])
                         fpr, tpr, _ = metrics.roc(y[keep], s[keep])
@@ -313,22 +381,26 @@ def run(
     def auc(block: dict, group: str) -> float:
         return (block.get(group) or {}).get("auc", float("nan"))
 
+    kinds = [g for g in KINDS if stored.get(g)]
+    kind_fpr = results["real_fpr_by_kind"]
     checks = {
-        "video_auc_generator": auc(stored, "generator"),
-        "video_auc_sbi": auc(stored, "sbi"),
-        "auc_drop_crf28": max(auc(stored, g) - auc(crf, g) for g in ("generator", "sbi"))
-        if crf
-        else float("nan"),
-        "tpr_at_1pct_fpr": (stored.get("generator") or {}).get("tpr_at_0.01_fpr", float("nan")),
+        "min_video_auc_per_family": min((auc(stored, g) for g in kinds), default=float("nan")),
+        "auc_drop_crf28": max(auc(stored, g) - auc(crf, g) for g in kinds) if crf else float("nan"),
+        "tpr_at_1pct_fpr": (stored.get("all") or {}).get("tpr_at_0.01_fpr", float("nan")),
+        "real_test_videos_flagged": results["conditions"]["stored"]["real_video_fpr_at_threshold"],
+        "max_fpr_per_kind_of_real_footage": max(
+            (k["fpr"] for k in kind_fpr.values()), default=float("nan")
+        ),
         "seconds_per_720p_minute": speed["detector_only"]["seconds_per_minute_of_video"],
     }
+    lower_is_better = {
+        "auc_drop_crf28",
+        "seconds_per_720p_minute",
+        "real_test_videos_flagged",
+        "max_fpr_per_kind_of_real_footage",
+    }
     met = {
-        k: (
-            v <= TARGETS[k]
-            if k in ("auc_drop_crf28", "seconds_per_720p_minute")
-            else v >= TARGETS[k]
-        )
-        for k, v in checks.items()
+        k: (v <= TARGETS[k] if k in lower_is_better else v >= TARGETS[k]) for k, v in checks.items()
     }
     roc = out_dir / "detector_roc.png"
     _roc_png(roc, curves)
@@ -374,7 +446,7 @@ def _table(results: dict) -> str:
     for condition, block in results["conditions"].items():
         if "video" not in block:
             continue
-        for group in ("generator", "generator_self", "generator_cross", "sbi"):
+        for group in GROUPS:
             v, f = block["video"].get(group) or {}, block["frame"].get(group) or {}
             if not v:
                 continue

@@ -18,6 +18,8 @@ BENCHMARKS = {
     "provenance": "C2PA sign/verify and store timings.",
     "generator": "Generator quality on held-out identities vs two baselines, and its fps.",
     "detector": "Detector AUC/AP/EER/TPR on held-out people (--pack FAKES or PACK), scan speed.",
+    "detector_lofo": "Leave-one-family-out: train without each fake kind, test on it "
+    "(--pack FAKES, --steps per run).",
 }
 
 
@@ -41,6 +43,9 @@ def register(app: typer.Typer) -> None:
             help="generator: take held-out crops from a pack's test split instead of "
             "running the face stack on ../shared/corpus.",
         ),
+        steps: int | None = typer.Option(
+            None, "--steps", min=1, help="detector_lofo: training steps per run (default 600)."
+        ),
     ) -> None:
         """Run a benchmark and write its JSON (and charts) into --out.
 
@@ -55,7 +60,8 @@ def register(app: typer.Typer) -> None:
             raise InputError(
                 f"benchmark {name!r} is not available in this build ({err.name})"
             ) from err
-        options = {k: v for k, v in {"weights": weights, "pack": pack}.items() if v is not None}
+        given = {"weights": weights, "pack": pack, "steps": steps}
+        options = {k: v for k, v in given.items() if v is not None}
         accepted = inspect.signature(module.run).parameters
         for key in options:
             if key not in accepted:

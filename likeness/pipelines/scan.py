@@ -140,6 +140,7 @@ class _Pending:
     face: int
     box: tuple
     image: np.ndarray  # the whole frame, kept until scored (for a thumbnail)
+    inverse: np.ndarray  # the crop's (2, 3) crop -> frame map, to place its heat map
 
 
 class Scanner:
@@ -214,18 +215,21 @@ class Scanner:
         crops: list[np.ndarray] = []
         top: list[tuple[float, int, TopFrame]] = []  # (score, frame, entry)
         thumbs: dict[int, bytes] = {}
+        heats: dict[int, bytes] = {}
 
         def flush() -> None:
             if not pending:
                 return
-            probs = self.model.probabilities(np.stack(crops))
-            for p, job in zip(probs, pending, strict=True):
+            logits, maps = self.model.dense(np.stack(crops))
+            probs = decision.calibration(logits)
+            for n, (p, job) in enumerate(zip(probs, pending, strict=True)):
                 p = float(p)
                 face = faces[job.face]
                 face.scores.append((job.frame, _r(job.time, 3), _r(p)))
                 entry = frames[-1] if frames[-1].frame == job.frame else _find(frames, job.frame)
                 entry.score = _r(max(p, entry.score or 0.0))
-                self._keep_top(top, thumbs, p, job)
+                heat = None if maps is None else maps[n]
+                self._keep_top(top, thumbs, heats, p, job, heat)
             pending.clear()
             crops.clear()
 
@@ -253,15 +257,18 @@ class Scanner:
                 area = face.area
                 if area > slot.largest[0]:
                     slot.largest = (area, box)
-                pending.append(_Pending(frame.index, frame.time, number, box, rgb))
+                pending.append(_Pending(frame.index, frame.time, number, box, rgb, crop.inverse))
                 crops.append(crop.image)
             if len(pending) >= cfg.batch_size:
                 flush()
         flush()
-        return FileScan(self._finish(record, frames, faces, top), thumbs)
+        return FileScan(self._finish(record, frames, faces, top), thumbs, heats)
 
-    def _keep_top(self, top: list, thumbs: dict, p: float, job: _Pending) -> None:
-        """Keep the `top_frames` highest-scoring distinct frames, with a thumbnail."""
+    def _keep_top(
+        self, top: list, thumbs: dict, heats: dict, p: float, job: _Pending, heat=None
+    ) -> None:
+        """Keep the `top_frames` highest-scoring distinct frames, with a thumbnail (and
+        the dense head's map over it, when the detector has one)."""
         k = self.config.top_frames
         for i, (score, frame, _) in enumerate(top):
             if frame == job.frame:
@@ -276,8 +283,11 @@ class Scanner:
         top.sort(key=lambda t: -t[0])
         for _, frame, _ in top[k:]:
             thumbs.pop(frame, None)
+            heats.pop(frame, None)
         del top[k:]
         thumbs[job.frame] = thumbnail(job.image, job.box)
+        if heat is not None:
+            heats[job.frame] = heat_overlay(job.image, heat, job.inverse, job.box)
 
     def _finish(self, record: ScanRecord, frames: list, faces: dict, top: list) -> ScanRecord:
         from likeness.detector.pooling import pool_scores
@@ -382,4 +392,28 @@ def thumbnail(rgb: np.ndarray, box: tuple, side: int = THUMB_SIDE) -> bytes:
         bgr, (x0, y0), (x1, y1), (40, 40, 230), max(1, round(2 * max(h, w) * scale / 320))
     )
     ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 82])
+    return buf.tobytes() if ok else b""
+
+
+def heat_overlay(
+    rgb: np.ndarray, heat: np.ndarray, inverse: np.ndarray, box: tuple, side: int = THUMB_SIDE
+) -> bytes:
+    """A small JPEG of the frame with the dense head's map (crop space, values in
+    [0, 1]) placed back over the face through the crop's inverse transform: red where
+    the detector sees a change, the frame as it is where it sees none."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    grid = cv2.resize(np.asarray(heat, np.float32), (CROP_SIZE, CROP_SIZE), cv2.INTER_LINEAR)
+    full = cv2.warpAffine(grid, np.asarray(inverse, np.float64), (w, h), flags=cv2.INTER_LINEAR)
+    scale = min(1.0, side / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    bgr = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)[..., ::-1].astype(np.float32)
+    level = np.clip(cv2.resize(full, size, interpolation=cv2.INTER_AREA), 0.0, 1.0)
+    colour = cv2.applyColorMap((level * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    alpha = (0.65 * level)[..., None]
+    out = np.clip(bgr * (1 - alpha) + colour.astype(np.float32) * alpha, 0, 255).astype(np.uint8)
+    x0, y0, x1, y1 = (int(round(v * scale)) for v in box)
+    cv2.rectangle(out, (x0, y0), (x1, y1), (255, 255, 255), 1)
+    ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, 82])
     return buf.tobytes() if ok else b""

@@ -1,0 +1,184 @@
+"""`likeness bench detector_lofo`: leave-one-family-out generalisation of the detector.
+
+    likeness bench detector_lofo --pack FAKES -o bench-results [--steps 600]
+
+The project's own measure of how the detector does on manipulation methods it never
+saw (the outside world's generators are, by definition, not in our training set). For
+each kind of fake K (reenact = both generator families, sbi, swap, lipsync, lowres): a
+detector is trained from scratch on the FAKES folder's train split with K left out
+everywhere (stored fakes, online fakes, validation and calibration), for `steps`
+steps, then scored on the test split (identities never trained on): video AUC, AP and
+TPR at 1 % FPR on K's fakes against all real test videos (the unseen cell), and on
+every other kind (seen in training). One more run with nothing left out is the
+reference row. Same preset, seed and schedule for every run, so rows differ only in
+what was left out.
+
+Writes detector_lofo.json (the matrix, per-run details, a Markdown table) and
+detector_lofo.png (held-out kind x tested kind, video AUC, the unseen cells outlined).
+
+Target (issue 12): video AUC >= 0.85 on every held-out kind.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from likeness.bench.common import machine_info, write_json
+from likeness.bench.detector import _group_metrics, _video_scores
+from likeness.errors import InputError
+
+# Held-out kind -> the families it stands for (datasets.fakes_format.GROUPS).
+KINDS = {
+    "reenact": ("generator-self", "generator-cross"),
+    "sbi": ("sbi",),
+    "swap": ("swap",),
+    "lipsync": ("lipsync",),
+    "lowres": ("lowres",),
+}
+TARGET = 0.85
+DEFAULT_STEPS = 600
+CELL = 92
+
+
+def _train(data: Path, out: Path, left_out: str | None, steps: int, quick: bool) -> Path:
+    from likeness.detector.train import Trainer
+
+    overrides = {
+        "preset": "tiny" if quick else "small",
+        "steps": steps,
+        "warmup": max(1, min(100, steps // 10)),
+        "checkpoint_every": steps,
+        "exclude_families": [left_out] if left_out else [],
+        "seed": 0,
+    }
+    Trainer(data, out, overrides=overrides).run(steps=steps)
+    return out / "weights"
+
+
+def _score(weights: Path, data, samples) -> dict:
+    """Video-level metrics per kind of the detector in `weights` on `samples`."""
+    from likeness.detector.model import DetectorModel
+
+    model = DetectorModel.from_pretrained(weights)
+    crops = np.stack([data.read(s) for s in samples])
+    probs = model.probabilities(crops)
+    decision = model.decision
+    _, scores, labels, families = _video_scores(samples, probs, decision.pooling)
+    return {
+        kind: _group_metrics(labels, scores, families, fams, decision.threshold)
+        for kind, fams in KINDS.items()
+    }
+
+
+def _matrix_png(path: Path, rows: dict[str, dict]) -> None:
+    """Held-out kind (rows) x tested kind (columns), video AUC; unseen cells outlined."""
+    kinds = list(KINDS)
+    names = list(rows)
+    left, top = 130, 60
+    img = np.full((top + CELL * len(names) + 20, left + CELL * len(kinds) + 20, 3), 255, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for j, kind in enumerate(kinds):
+        cv2.putText(img, kind, (left + j * CELL + 8, top - 12), font, 0.45, (0, 0, 0), 1)
+    for i, name in enumerate(names):
+        y = top + i * CELL
+        cv2.putText(img, f"- {name}", (8, y + CELL // 2 + 5), font, 0.45, (0, 0, 0), 1)
+        for j, kind in enumerate(kinds):
+            x = left + j * CELL
+            value = (rows[name].get(kind) or {}).get("auc")
+            ok = value is not None and value == value
+            shade = int(round(255 * (1 - max(0.0, (value - 0.5) * 2)))) if ok else 235
+            colour = (shade, 255, shade) if ok and value >= TARGET else (shade, shade, 255)
+            fill = colour if ok else (235, 235, 235)
+            cv2.rectangle(img, (x, y), (x + CELL - 2, y + CELL - 2), fill, -1)
+            if name == kind:
+                cv2.rectangle(img, (x, y), (x + CELL - 2, y + CELL - 2), (0, 0, 0), 3)
+            text = f"{value:.2f}" if ok else "-"
+            cv2.putText(img, text, (x + 24, y + CELL // 2 + 6), font, 0.55, (0, 0, 0), 1)
+    cv2.imwrite(str(path), img)
+
+
+def _table(rows: dict[str, dict]) -> str:
+    head = "| left out | " + " | ".join(KINDS) + " |"
+    lines = [head, "| --- |" + " --- |" * len(KINDS)]
+    for name, cells in rows.items():
+        values = []
+        for kind in KINDS:
+            auc = (cells.get(kind) or {}).get("auc")
+            text = "–" if auc is None or auc != auc else f"{auc:.3f}"
+            values.append(f"**{text}**" if name == kind else text)
+        lines.append(f"| {name} | " + " | ".join(values) + " |")
+    return "\n".join(lines)
+
+
+def run(
+    out_dir: Path, quick: bool = False, pack: Path | None = None, steps: int | None = None
+) -> Path:
+    """Train one detector per left-out kind (and one with none left out) on the FAKES
+    folder `pack`, test each on its test split, write detector_lofo.json and .png.
+
+    Args:
+        out_dir: folder for the results.
+        quick: the tiny preset and 40 steps (smoke runs, tests).
+        pack: a FAKES folder from `likeness dataset fakes` (with every kind in it).
+        steps: training steps per run (default 600; quick 40).
+    Returns:
+        The path of detector_lofo.json.
+    Raises:
+        InputError: no --pack, not a FAKES folder, or a kind missing from its test split.
+    """
+    from likeness.datasets.fakes_format import FakesSet
+
+    if pack is None:
+        raise InputError(
+            "bench detector_lofo needs --pack: a training set (likeness dataset fakes)"
+        )
+    steps = steps or (40 if quick else DEFAULT_STEPS)
+    if steps < 1:
+        raise InputError(f"--steps must be 1 or more, got {steps}")
+    started = time.perf_counter()
+    data = FakesSet.open(pack)
+    samples = data.select("test")
+    present = {k for k, fams in KINDS.items() if any(s.family in fams for s in samples)}
+    if not data.select("test", label=0) or not present:
+        raise InputError(f"{Path(pack).name} has no real and fake crops in its test split")
+    rows: dict[str, dict] = {}
+    seconds: dict[str, float] = {}
+    out_dir = Path(out_dir)
+    with tempfile.TemporaryDirectory(prefix="likeness-lofo-") as tmp:
+        for left_out in [*sorted(present, key=list(KINDS).index), None]:
+            name = left_out or "none (reference)"
+            t0 = time.perf_counter()
+            weights = _train(Path(pack), Path(tmp) / (left_out or "all"), left_out, steps, quick)
+            rows[name] = _score(weights, data, samples)
+            seconds[name] = round(time.perf_counter() - t0, 1)
+    unseen = {k: (rows[k].get(k) or {}).get("auc") for k in rows if k in KINDS}
+    png = out_dir / "detector_lofo.png"
+    _matrix_png(png, rows)
+    payload = {
+        "benchmark": "detector_lofo",
+        "quick": quick,
+        "machine": machine_info(),
+        "protocol": {
+            "steps_per_run": steps,
+            "preset": "tiny" if quick else "small",
+            "from": "scratch (no init), seed 0, same schedule for every run",
+            "test": "test split of the FAKES folder (identities never trained on)",
+            "kinds": {k: list(v) for k, v in KINDS.items()},
+        },
+        "data": {"source": str(pack), "test_crops": len(samples)},
+        "method": __doc__,
+        "matrix": rows,
+        "held_out_video_auc": unseen,
+        "target": TARGET,
+        "met": {k: (v is not None and v >= TARGET) for k, v in unseen.items()},
+        "table_markdown": _table(rows),
+        "png": png.name,
+        "seconds_per_run": seconds,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    return write_json(out_dir, "detector_lofo", payload)
