@@ -129,11 +129,15 @@ def _register_detector(train_app: typer.Typer) -> None:
     ) -> None:
         """Train the face-manipulation detector (real vs fake crops), then calibrate it.
 
-        A timm backbone from scratch; batches half real, half fake (stored fakes by
-        family, plus fresh self-blends); augmentations alike for both classes. At every
-        checkpoint it is validated on the val split (people never trained on),
+        A timm backbone from scratch (or `--set init=WEIGHTS` to start from another
+        detector) with a dense head that learns each fake's mask; batches half real,
+        half fake (stored fakes by family, plus fresh fakes of the pure families:
+        self-blend, swap, lip-sync, low-res); augmentations alike for both classes. At
+        every checkpoint it is validated on the val split (people never trained on),
         calibrated, and its threshold set at 1 % false positives on real val videos;
-        RUN/weights is then a complete detector for `likeness scan --weights`.
+        RUN/weights is then a complete detector for `likeness scan --weights`, and
+        RUN/best the checkpoint with the best validation video AUC so far.
+        `--set exclude_families=swap` leaves a family out (leave-one-family-out).
 
         Example: `likeness train detector --data fakes/ --out runs/d1 --minutes 30`
         """
