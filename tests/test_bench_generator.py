@@ -14,6 +14,8 @@ import pytest
 
 from likeness.bench import face_metrics as fm
 from likeness.bench import generator as bench
+from likeness.bench import generator_inputs as inputs_mod
+from likeness.bench import generator_quality as quality
 from likeness.errors import ModelError, SetupError
 from likeness.generator.motion import euler_to_matrix
 from tests import samples
@@ -137,20 +139,20 @@ def test_psnr_ssim_l1_and_face_mask():
 
 
 def test_keypoints_move_into_the_first_crop():
-    from likeness.faces.geometry import invert_affine
+    from likeness.faces.geometry import apply_affine_3d, compose_affine, invert_affine
     from likeness.generator import keypoints as kpt
 
     size = 64
     frame_pts = np.column_stack([RNG.uniform(100, 300, (5, 2)), RNG.normal(0, 5, 5)])
     m0 = np.array([[0.5, 0.0, -40.0], [0.0, 0.5, -30.0]])
     m1 = np.array([[0.4, 0.1, -20.0], [-0.1, 0.4, -10.0]])
-    kps = np.stack([kpt.normalise(bench.reframe(frame_pts, m), size) for m in (m0, m1)])
-    clip = bench.Clip("c", "c", Path("c.mp4"), np.zeros((2, size, size, 3), np.uint8),
+    kps = np.stack([kpt.normalise(apply_affine_3d(m, frame_pts), size) for m in (m0, m1)])
+    clip = inputs_mod.Clip("c", "c", Path("c.mp4"), np.zeros((2, size, size, 3), np.uint8),
                       np.stack([m0, m1]), kps)  # fmt: skip
-    first = bench.to_first_crop(clip)
+    first = inputs_mod.to_first_crop(clip)
     # The same frame points, whichever crop measured them.
     assert np.allclose(first[1], first[0], atol=1e-5)
-    assert np.allclose(bench.compose(m0, invert_affine(m0)), [[1, 0, 0], [0, 1, 0]])
+    assert np.allclose(compose_affine(m0, invert_affine(m0)), [[1, 0, 0], [0, 1, 0]])
 
 
 def test_beats_baselines_and_cross_pairs():
@@ -159,22 +161,22 @@ def test_beats_baselines_and_cross_pairs():
         "affine": {"psnr": 24.0, "akd": 1.0},
         "no_motion": {"psnr": 23.0, "akd": 2.0},
     }
-    assert bench.beats_baselines(table, ("psnr", "akd", "gaze")) == {
+    assert quality.beats_baselines(table, ("psnr", "akd", "gaze")) == {
         "psnr": True, "akd": False, "gaze": None,
     }  # fmt: skip
     empty = np.zeros((2, 4, 4, 3), np.uint8)
 
-    def clip(name: str, identity: str) -> bench.Clip:
-        return bench.Clip(
+    def clip(name: str, identity: str) -> inputs_mod.Clip:
+        return inputs_mod.Clip(
             name, identity, Path(name), empty, np.zeros((2, 2, 3)), np.zeros((2, 3, 3))
         )
 
-    def photo(identity: str) -> bench.Photo:
-        return bench.Photo(identity, identity, Path(identity), empty[0], np.zeros((3, 3)))
+    def photo(identity: str) -> inputs_mod.Photo:
+        return inputs_mod.Photo(identity, identity, Path(identity), empty[0], np.zeros((3, 3)))
 
     clips = [clip("a1", "a"), clip("a2", "a"), clip("b", "b"), clip("c", "c")]
-    inputs = bench.BenchInputs(clips, [photo("a"), photo("x"), photo("y")], "test")
-    pairs = bench.cross_pairs(inputs, 2)
+    inputs = inputs_mod.BenchInputs(clips, [photo("a"), photo("x"), photo("y")], "test")
+    pairs = quality.cross_pairs(inputs, 2)
     assert len(pairs) == 6
     assert all(p.identity != c.identity for p, c in pairs)
     assert {c.name for _, c in pairs} == {"a1", "b", "c"}  # one clip per identity
@@ -184,7 +186,7 @@ def test_beats_baselines_and_cross_pairs():
 
 
 @pytest.fixture(scope="module")
-def held_out(tmp_path_factory, astronaut: np.ndarray) -> bench.Sources:
+def held_out(tmp_path_factory, astronaut: np.ndarray) -> inputs_mod.Sources:
     """Two clips of two 'people' (the astronaut and her mirror image) and a photo."""
     folder = tmp_path_factory.mktemp("bench-inputs")
     mirror = np.ascontiguousarray(astronaut[:, ::-1])
@@ -194,7 +196,7 @@ def held_out(tmp_path_factory, astronaut: np.ndarray) -> bench.Sources:
     )
     photo = folder / "portrait.png"
     cv2.imwrite(str(photo), cv2.cvtColor(cv2.resize(astronaut, (256, 256)), cv2.COLOR_RGB2BGR))
-    return bench.Sources(videos, (photo,), "made by the test")
+    return inputs_mod.Sources(videos, (photo,), "made by the test")
 
 
 def test_quick_bench_writes_tables_and_signed_media(

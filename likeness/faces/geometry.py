@@ -55,6 +55,13 @@ def invert_affine(matrix: np.ndarray) -> np.ndarray:
     return np.hstack([inv, (-inv @ matrix[:, 2])[:, None]])
 
 
+def compose_affine(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """2x3 affine maps: outer(inner(p))."""
+    return np.hstack(
+        [outer[:, :2] @ inner[:, :2], (outer[:, :2] @ inner[:, 2] + outer[:, 2])[:, None]]
+    )
+
+
 def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Map (N, 2) points (extra columns are kept unchanged)."""
     out = np.array(points, dtype=np.float64, copy=True)

@@ -21,7 +21,7 @@ from likeness.faces import (
     TrackerConfig,
     align_face,
 )
-from likeness.faces.geometry import affine_scale
+from likeness.faces.geometry import affine_scale, invert_affine
 from likeness.faces.smooth import OneEuroFilter
 from likeness.generator import keypoints as kpt
 
@@ -120,15 +120,7 @@ class DrivingKeypoints:
         mesh, and the mesh depends on its box: on a still video frame 1 lands up to 5 px
         (256 px crop) from frame 0, which relative motion would play as a movement. So
         the first frame is re-run until its mesh stops moving."""
-        for _ in range(SETTLE_ROUNDS):
-            before = faces[0].landmarks
-            again = self.tracker.update(frame.image, frame.time)
-            if not again:
-                break
-            faces = again
-            if np.abs(faces[0].landmarks[:, :2] - before[:, :2]).max() < SETTLE_PIXELS:
-                break
-        return faces
+        return settle(self.tracker, frame.image, frame.time, faces)
 
     def _measure(self, frames: list[Frame], faces: list[Face | None]) -> list[np.ndarray | None]:
 
@@ -161,13 +153,47 @@ class DrivingKeypoints:
         return self.filter(kp, t, scale=self._scale).astype(np.float32)
 
 
+def settle(
+    tracker: FaceTracker,
+    rgb: np.ndarray,
+    t: float,
+    faces: list[Face],
+    rounds: int = SETTLE_ROUNDS,
+    pixels: float = SETTLE_PIXELS,
+) -> list[Face]:
+    """Re-run the tracker on one frame until its mesh moves less than `pixels` (at most
+    `rounds` times); see DrivingKeypoints._settle."""
+    for _ in range(rounds):
+        before = faces[0].landmarks
+        again = tracker.update(rgb, t)
+        if not again:
+            break
+        faces = again
+        if np.abs(faces[0].landmarks[:, :2] - before[:, :2]).max() < pixels:
+            break
+    return faces
+
+
 def to_crop0(kp: np.ndarray, crop: AlignedCrop, matrix0: np.ndarray, size: int) -> np.ndarray:
-    """Keypoints normalised to `crop` -> normalised to the crop that `matrix0` cuts:
-    crop pixels -> frame (crop.inverse) -> crop 0 (matrix0); depth by the scale ratio."""
+    """Keypoints normalised to `crop` -> normalised to the crop that `matrix0` cuts."""
+    return keypoints_between(kp, crop.matrix, matrix0, size, inverse=crop.inverse)
+
+
+def keypoints_between(
+    kp: np.ndarray,
+    matrix: np.ndarray,
+    matrix0: np.ndarray,
+    size: int,
+    inverse: np.ndarray | None = None,
+) -> np.ndarray:
+    """Keypoints normalised to the crop `matrix` cuts (2x3, frame -> crop pixels) ->
+    normalised to the crop `matrix0` cuts: crop pixels -> frame -> crop 0; depth by the
+    ratio of the two crops' scales."""
+    inverse = invert_affine(matrix) if inverse is None else inverse
     px = kpt.to_pixels(kp, size).astype(np.float64)
-    frame = px[:, :2] @ crop.inverse[:, :2].T + crop.inverse[:, 2]
+    frame = px[:, :2] @ inverse[:, :2].T + inverse[:, 2]
     xy0 = frame @ matrix0[:, :2].T + matrix0[:, 2]
-    ratio = affine_scale(matrix0) / affine_scale(crop.matrix)
+    ratio = affine_scale(matrix0) / affine_scale(matrix)
     return kpt.normalise(np.concatenate([xy0, px[:, 2:3] * ratio], axis=1), size)
 
 
