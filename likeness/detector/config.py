@@ -146,9 +146,13 @@ class TrainConfig:
         if isinstance(data.get("augment"), dict):
             data["augment"] = AugmentConfig(**data["augment"])
         check_fields(cls, data, "detector training config")
+        for name in ("online_families", "exclude_families"):
+            if isinstance(data.get(name), str):  # --set exclude_families=swap,lowres
+                data[name] = [v.strip() for v in data[name].split(",") if v.strip()]
         data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         config = cls(**data)
         preset(config.preset)
+        _check_families(config)
         if config.calibration not in ("platt", "isotonic"):
             raise InputError(f"calibration must be platt or isotonic, not {config.calibration!r}")
         if not 0 < config.target_fpr < 1:
@@ -156,3 +160,17 @@ class TrainConfig:
         if not 0 < config.fake_fraction < 1:
             raise InputError(f"fake_fraction must be between 0 and 1, got {config.fake_fraction}")
         return config
+
+
+def _check_families(config: TrainConfig) -> None:
+    from likeness.datasets.fakes_format import FAMILIES
+    from likeness.datasets.families import FAMILY_NAMES
+
+    pure = [f for f in FAMILY_NAMES if f != "reenact"]
+    bad = [f for f in config.online_families if f not in pure]
+    if bad:
+        raise InputError(f"online_families: unknown {bad}; use {', '.join(pure)}")
+    known = {*FAMILIES, *FAMILY_NAMES}
+    bad = [f for f in config.exclude_families if f not in known]
+    if bad:
+        raise InputError(f"exclude_families: unknown {bad}; use {', '.join(sorted(known))}")
