@@ -36,6 +36,7 @@ LAYERS = {
     "fsio": 6,
     "ui": 6,
     "hashing": 6,
+    "lazy": 6,
     "tensors": 6,
     "training": 6,
     "weights_io": 6,
@@ -145,3 +146,20 @@ def test_training_loads_nothing_the_gpu_machine_lacks(module):
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert out.stdout.strip() == "[]", f"{module} loads {out.stdout.strip()}"
+
+
+@pytest.mark.parametrize(
+    "package",
+    ["likeness.generator", "likeness.detector", "likeness.datasets", "likeness.faces",
+     "likeness.pipelines", "likeness.provenance"],
+)  # fmt: skip
+def test_importing_a_package_loads_nothing_heavy(package):
+    code = (
+        f"import sys; import {package}; "
+        "print(sorted(m for m in ('torch', 'numpy', 'cv2', 'av', 'timm', 'c2pa') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == "[]", f"importing {package} loads {out.stdout.strip()}"

@@ -386,7 +386,24 @@ def write_pack(
     progress: Progress | None = None,
     warn: Warn | None = None,
 ) -> PackReport:
-    """Pack `srcs` (files and folders) into the folder `output`; see the module doc."""
+    """Pack `srcs` (files and folders) into the folder `output`; see the module doc.
+
+    Args:
+        srcs: videos, photos and folders (a folder with MANIFEST.tsv: the files it lists).
+        output: the pack folder, written beside itself and renamed into place.
+        config: frame step, crop size, CRF, split file, `force` to replace a pack.
+        stack: a FaceStack to reuse (default: a new one).
+        progress: a `likeness.ui.Progress`, one bar per source.
+        warn: called with a one-line note for each source left out.
+
+    Returns:
+        the `PackReport`: items written, sources skipped, bytes, seconds.
+
+    Raises:
+        InputError: a missing source, an output inside a source, an existing pack
+            without `force`. NoFaceError: no face in any source. MediaError: an
+            unreadable file. OutputError: the pack cannot be written.
+    """
     from likeness.media import probe
 
     config = config or PackConfig()

@@ -1,6 +1,44 @@
 """Portrait animation: implicit-keypoint warping of a 3D appearance volume.
 
 `networks/` holds one `nn.Module` per block, `model.py` the wrapper that owns weights
-and device, `pipeline.py` files, faces and writing, `train.py` training. Importing this
-package loads nothing.
+and device, `train.py` training; files, faces and writing are `likeness.pipelines.animate`'s.
+Importing this package loads nothing: the names below resolve on first use.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from likeness.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from likeness.generator.config import GeneratorConfig, TrainConfig, preset
+    from likeness.generator.model import GeneratorModel, GeneratorNetworks, save_weights
+    from likeness.generator.motion import MotionTransfer, TransferConfig
+    from likeness.generator.train import Trainer
+
+_EXPORTS = {
+    "GeneratorConfig": "likeness.generator.config",
+    "TrainConfig": "likeness.generator.config",
+    "preset": "likeness.generator.config",
+    "GeneratorModel": "likeness.generator.model",
+    "GeneratorNetworks": "likeness.generator.model",
+    "save_weights": "likeness.generator.model",
+    "MotionTransfer": "likeness.generator.motion",
+    "TransferConfig": "likeness.generator.motion",
+    "Trainer": "likeness.generator.train",
+}
+
+__all__ = [
+    "GeneratorConfig",
+    "GeneratorModel",
+    "GeneratorNetworks",
+    "MotionTransfer",
+    "TrainConfig",
+    "Trainer",
+    "TransferConfig",
+    "preset",
+    "save_weights",
+]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

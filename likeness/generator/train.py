@@ -63,7 +63,20 @@ class Trainer:
         resume: bool = False,
     ) -> None:
         """A new run from `train` (default TrainConfig) with `overrides`; or, with
-        `resume`, the run in `out` with its own config and `overrides` on top."""
+        `resume`, the run in `out` with its own config and `overrides` on top.
+
+        Args:
+            pack_path: a pack from `likeness dataset pack`.
+            out: the run folder (checkpoint.pt, loss.csv, samples/, weights/).
+            train: the training config of a new run.
+            overrides: config fields on top (--set), for new and resumed runs.
+            device: a torch device string.
+            resume: continue the run in `out` exactly where it stopped.
+
+        Raises:
+            InputError: a bad pack or config, `out` already holding a run (without
+                `resume`), or no checkpoint to resume.
+        """
         from likeness.datasets.pack_reader import Pack
 
         self.out = Path(out)
@@ -294,7 +307,16 @@ class Trainer:
         self, minutes: float | None = None, steps: int | None = None, progress=None
     ) -> RunState:
         """Train until `train.steps`, `steps` more steps, or `minutes` pass; checkpoint
-        at every `checkpoint_every` and at the end (also on SIGTERM/SIGINT)."""
+        at every `checkpoint_every` and at the end (also on SIGTERM/SIGINT).
+
+        Args:
+            minutes: stop after this much wall time.
+            steps: stop after this many more steps.
+            progress: a `likeness.ui.Progress` over the run's steps.
+
+        Returns:
+            the `RunState` reached (step, training seconds).
+        """
         return run_chunk(self, CSV_FIELDS, minutes=minutes, steps=steps, progress=progress)
 
 

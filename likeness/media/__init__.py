@@ -10,10 +10,10 @@ input checks work where PyAV is not installed (the GPU training machine).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from likeness.fsio import atomic_output, check_output_path
+from likeness.lazy import lazy_exports
 from likeness.media.images import read_image, write_image
 from likeness.media.inputs import check_input_file, is_image_path
 from likeness.media.limits import DEFAULT_LIMITS, MediaLimits
@@ -61,14 +61,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _LAZY.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, {k: f"{__name__}.{v}" for k, v in _LAZY.items()})

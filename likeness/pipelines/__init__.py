@@ -1,7 +1,59 @@
 """Pipelines: the jobs that combine models, faces, media and provenance.
 
 One module per job: `animate` (with `driving` motion and `compositing` split off),
-`scan` (+ `scan_runner`, `report`), `fakes` (detector training sets). The only layer
-that combines those packages; nothing generated leaves it unmarked. Importing this
-package loads nothing.
+`scan` (+ `scan_record`, `scan_runner`, `report`), `fakes` (detector training sets);
+their options in `configs`. The only layer that combines those packages; nothing
+generated leaves it unmarked. Importing this package loads nothing: the names below
+resolve on first use (the job functions keep their modules' names: `animate.animate`).
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from likeness.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from likeness.pipelines.animate import AnimateResult, Animation, prepare
+    from likeness.pipelines.configs import AnimateConfig, ScanConfig
+    from likeness.pipelines.fakes import FakesConfig, FakesReport, make_fakes
+    from likeness.pipelines.report import write_report
+    from likeness.pipelines.scan import FileScan, Scanner
+    from likeness.pipelines.scan_record import ScanRecord
+    from likeness.pipelines.scan_runner import ScanRun, run_scan
+
+_EXPORTS = {
+    "AnimateResult": "likeness.pipelines.animate",
+    "Animation": "likeness.pipelines.animate",
+    "prepare": "likeness.pipelines.animate",
+    "AnimateConfig": "likeness.pipelines.configs",
+    "ScanConfig": "likeness.pipelines.configs",
+    "FakesConfig": "likeness.pipelines.fakes",
+    "FakesReport": "likeness.pipelines.fakes",
+    "make_fakes": "likeness.pipelines.fakes",
+    "write_report": "likeness.pipelines.report",
+    "FileScan": "likeness.pipelines.scan",
+    "Scanner": "likeness.pipelines.scan",
+    "ScanRecord": "likeness.pipelines.scan_record",
+    "ScanRun": "likeness.pipelines.scan_runner",
+    "run_scan": "likeness.pipelines.scan_runner",
+}
+
+__all__ = [
+    "AnimateConfig",
+    "AnimateResult",
+    "Animation",
+    "FakesConfig",
+    "FakesReport",
+    "FileScan",
+    "ScanConfig",
+    "ScanRecord",
+    "ScanRun",
+    "Scanner",
+    "make_fakes",
+    "prepare",
+    "run_scan",
+    "write_report",
+]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
