@@ -43,7 +43,7 @@ def corpus_dir() -> Path | None:
 
 
 def write_json(out_dir: Path, name: str, payload: dict) -> Path:
-    from likeness.media import atomic_output
+    from likeness.fsio import atomic_output
 
     path = out_dir / f"{name}.json"
     with atomic_output(path) as tmp:

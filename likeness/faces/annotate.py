@@ -102,10 +102,10 @@ def annotate_file(
 
 
 def _write_json(path: Path, report: AnnotateReport, src: Path) -> None:
-    from likeness import media
+    from likeness.fsio import atomic_output
 
     payload = {"input": src.name, "kind": report.kind, "frames": report.records}
-    with media.atomic_output(path, inputs=[src]) as tmp:
+    with atomic_output(path, inputs=[src]) as tmp:
         tmp.write_text(json.dumps(payload, indent=1, default=_np_default))
 
 
