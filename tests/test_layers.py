@@ -131,21 +131,28 @@ def test_the_walk_sees_every_kind_of_import(tmp_path):
         fake.unlink()
 
 
+def loaded_by(module: str, names: tuple[str, ...]) -> str:
+    """Which of `names` (packages, with their submodules) a fresh interpreter has loaded
+    after importing `module`, as a printed sorted list."""
+    code = (
+        f"import sys, importlib; importlib.import_module({module!r}); "
+        f"names = {names!r}; "
+        "print(sorted(m for m in sys.modules if any(m == n or m.startswith(n + '.') "
+        "for n in names)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    return out.stdout.strip()
+
+
 HEAVY = ("likeness.faces.litert", "likeness.provenance", "av", "c2pa", "ai_edge_litert")
 
 
 @pytest.mark.parametrize("module", ["likeness.detector.train", "likeness.generator.train"])
 def test_training_loads_nothing_the_gpu_machine_lacks(module):
-    code = (
-        f"import sys, importlib; importlib.import_module({module!r}); "
-        f"heavy = {HEAVY!r}; "
-        "print(sorted(m for m in sys.modules if any(m == h or m.startswith(h + '.') "
-        "for h in heavy)))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
-    )
-    assert out.stdout.strip() == "[]", f"{module} loads {out.stdout.strip()}"
+    loaded = loaded_by(module, HEAVY)
+    assert loaded == "[]", f"{module} loads {loaded}"
 
 
 @pytest.mark.parametrize(
@@ -154,12 +161,5 @@ def test_training_loads_nothing_the_gpu_machine_lacks(module):
      "likeness.pipelines", "likeness.provenance"],
 )  # fmt: skip
 def test_importing_a_package_loads_nothing_heavy(package):
-    code = (
-        f"import sys; import {package}; "
-        "print(sorted(m for m in ('torch', 'numpy', 'cv2', 'av', 'timm', 'c2pa') "
-        "if m in sys.modules))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
-    )
-    assert out.stdout.strip() == "[]", f"importing {package} loads {out.stdout.strip()}"
+    loaded = loaded_by(package, ("torch", "numpy", "cv2", "av", "timm", "c2pa"))
+    assert loaded == "[]", f"importing {package} loads {loaded}"

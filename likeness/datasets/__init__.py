@@ -7,15 +7,7 @@ Importing this package loads nothing: the names below resolve on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from likeness.lazy import lazy_exports
-
-if TYPE_CHECKING:
-    from likeness.datasets.fakes_format import FakesSet, FakesWriter, Sample
-    from likeness.datasets.identities import SplitTable, identity_for, load_split
-    from likeness.datasets.pack import PackConfig, PackReport, write_pack
-    from likeness.datasets.pack_reader import Pack, PackItem
 
 _EXPORTS = {
     "FakesSet": "likeness.datasets.fakes_format",
@@ -31,18 +23,6 @@ _EXPORTS = {
     "PackItem": "likeness.datasets.pack_reader",
 }
 
-__all__ = [
-    "FakesSet",
-    "FakesWriter",
-    "Pack",
-    "PackConfig",
-    "PackItem",
-    "PackReport",
-    "Sample",
-    "SplitTable",
-    "identity_for",
-    "load_split",
-    "write_pack",
-]
+__all__ = sorted(_EXPORTS)
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

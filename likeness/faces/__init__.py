@@ -6,22 +6,7 @@ resolved on first use, and `FaceStack()` loads the models.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from likeness.lazy import lazy_exports
-
-if TYPE_CHECKING:
-    from likeness.faces.align import AlignConfig, AlignedCrop, align_face, warp_crop
-    from likeness.faces.geometry import affine_scale
-    from likeness.faces.paste import PasteConfig, paste_back
-    from likeness.faces.stack import (
-        FaceStack,
-        FaceStackConfig,
-        FaceTracker,
-        TrackerConfig,
-        pick_face,
-    )
-    from likeness.faces.types import Detection, Face, HeadPose
 
 _EXPORTS = {
     "AlignConfig": "likeness.faces.align",
@@ -41,23 +26,7 @@ _EXPORTS = {
     "HeadPose": "likeness.faces.types",
 }
 
-__all__ = [
-    "AlignConfig",
-    "AlignedCrop",
-    "Detection",
-    "Face",
-    "FaceStack",
-    "FaceStackConfig",
-    "FaceTracker",
-    "HeadPose",
-    "PasteConfig",
-    "TrackerConfig",
-    "affine_scale",
-    "align_face",
-    "paste_back",
-    "pick_face",
-    "warp_crop",
-]
+__all__ = sorted(_EXPORTS)
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -7,15 +7,7 @@ Importing this package loads nothing: the names below resolve on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from likeness.lazy import lazy_exports
-
-if TYPE_CHECKING:
-    from likeness.generator.config import GeneratorConfig, TrainConfig, preset
-    from likeness.generator.model import GeneratorModel, GeneratorNetworks, save_weights
-    from likeness.generator.motion import MotionTransfer, TransferConfig
-    from likeness.generator.train import Trainer
 
 _EXPORTS = {
     "GeneratorConfig": "likeness.generator.config",
@@ -29,16 +21,6 @@ _EXPORTS = {
     "Trainer": "likeness.generator.train",
 }
 
-__all__ = [
-    "GeneratorConfig",
-    "GeneratorModel",
-    "GeneratorNetworks",
-    "MotionTransfer",
-    "TrainConfig",
-    "Trainer",
-    "TransferConfig",
-    "preset",
-    "save_weights",
-]
+__all__ = sorted(_EXPORTS)
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

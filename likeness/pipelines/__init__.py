@@ -9,18 +9,7 @@ resolve on first use (the job functions keep their modules' names: `animate.anim
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from likeness.lazy import lazy_exports
-
-if TYPE_CHECKING:
-    from likeness.pipelines.animate import AnimateResult, Animation, prepare
-    from likeness.pipelines.configs import AnimateConfig, ScanConfig
-    from likeness.pipelines.fakes import FakesConfig, FakesReport, make_fakes
-    from likeness.pipelines.report import write_report
-    from likeness.pipelines.scan import FileScan, Scanner
-    from likeness.pipelines.scan_record import ScanRecord
-    from likeness.pipelines.scan_runner import ScanRun, run_scan
 
 _EXPORTS = {
     "AnimateResult": "likeness.pipelines.animate",
@@ -39,21 +28,6 @@ _EXPORTS = {
     "run_scan": "likeness.pipelines.scan_runner",
 }
 
-__all__ = [
-    "AnimateConfig",
-    "AnimateResult",
-    "Animation",
-    "FakesConfig",
-    "FakesReport",
-    "FileScan",
-    "ScanConfig",
-    "ScanRecord",
-    "ScanRun",
-    "Scanner",
-    "make_fakes",
-    "prepare",
-    "run_scan",
-    "write_report",
-]
+__all__ = sorted(_EXPORTS)
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
