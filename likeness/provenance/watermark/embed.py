@@ -208,9 +208,13 @@ class Embedder:
         out, mse = rgb, 0.0
         # Rounding and clipping change the error; two corrections land within ~0.1 dB.
         for _ in range(3):
-            total = gain * signal if fix is None else gain * signal + fix
-            delta = cv2.merge([np.rint(total * float(c)).astype(np.int16) for c in SPLIT])
-            # Saturating add (OpenCV): clip(rgb + delta, 0, 255) per channel.
+            # The luma change split over R, G, B, then a rounding, saturating add in C:
+            # clip(rgb + rint(delta), 0, 255) per channel.
+            if fix is None:
+                delta = cv2.merge([signal * np.float32(gain * c) for c in SPLIT])
+            else:
+                total = (gain * signal + fix).astype(np.float32)
+                delta = cv2.merge([total * np.float32(c) for c in SPLIT])
             out = cv2.add(rgb, delta, dtype=cv2.CV_8U)
             mse = cv2.norm(out, rgb, cv2.NORM_L2SQR) / out.size
             if mse <= 0:
