@@ -11,10 +11,12 @@ from typing import Any
 
 
 def lazy_exports(
-    package: str, exports: dict[str, str]
-) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """`(__getattr__, __dir__)` for the package named `package`: each name in `exports`
-    (name -> module) is imported from its module on first use, then kept."""
+    package: str, by_module: dict[str, tuple[str, ...]]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
+    """`(__getattr__, __dir__, __all__)` for the package named `package`: each name in
+    `by_module` (module -> the names it gives) is imported from its module on first use,
+    then kept."""
+    exports = {name: module for module, names in by_module.items() for name in names}
 
     def __getattr__(name: str) -> Any:
         home = exports.get(name)
@@ -27,4 +29,4 @@ def lazy_exports(
     def __dir__() -> list[str]:
         return sorted(set(vars(sys.modules[package])) | set(exports))
 
-    return __getattr__, __dir__
+    return __getattr__, __dir__, sorted(exports)

@@ -9,20 +9,12 @@ from __future__ import annotations
 
 from likeness.lazy import lazy_exports
 
-_EXPORTS = {
-    "FakesSet": "likeness.datasets.fakes_format",
-    "FakesWriter": "likeness.datasets.fakes_format",
-    "Sample": "likeness.datasets.fakes_format",
-    "SplitTable": "likeness.datasets.identities",
-    "identity_for": "likeness.datasets.identities",
-    "load_split": "likeness.datasets.identities",
-    "PackConfig": "likeness.datasets.pack",
-    "PackReport": "likeness.datasets.pack",
-    "write_pack": "likeness.datasets.pack",
-    "Pack": "likeness.datasets.pack_reader",
-    "PackItem": "likeness.datasets.pack_reader",
-}
-
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "likeness.datasets.fakes_format": ("FakesSet", "FakesWriter", "Sample"),
+        "likeness.datasets.identities": ("SplitTable", "identity_for", "load_split"),
+        "likeness.datasets.pack": ("PackConfig", "PackReport", "write_pack"),
+        "likeness.datasets.pack_reader": ("Pack", "PackItem"),
+    },
+)

@@ -9,18 +9,12 @@ from __future__ import annotations
 
 from likeness.lazy import lazy_exports
 
-_EXPORTS = {
-    "GeneratorConfig": "likeness.generator.config",
-    "TrainConfig": "likeness.generator.config",
-    "preset": "likeness.generator.config",
-    "GeneratorModel": "likeness.generator.model",
-    "GeneratorNetworks": "likeness.generator.model",
-    "save_weights": "likeness.generator.model",
-    "MotionTransfer": "likeness.generator.motion",
-    "TransferConfig": "likeness.generator.motion",
-    "Trainer": "likeness.generator.train",
-}
-
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "likeness.generator.config": ("GeneratorConfig", "TrainConfig", "preset"),
+        "likeness.generator.model": ("GeneratorModel", "GeneratorNetworks", "save_weights"),
+        "likeness.generator.motion": ("MotionTransfer", "TransferConfig"),
+        "likeness.generator.train": ("Trainer",),
+    },
+)

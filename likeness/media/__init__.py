@@ -30,13 +30,6 @@ if TYPE_CHECKING:
     from likeness.media.decode import Frame, apply_rotation, iter_frames
     from likeness.media.encode import VideoWriter
 
-_LAZY = {
-    "Frame": "decode",
-    "apply_rotation": "decode",
-    "iter_frames": "decode",
-    "VideoWriter": "encode",
-}
-
 __all__ = [
     "DEFAULT_LIMITS",
     "IMAGE_SUFFIXES",
@@ -61,4 +54,10 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = lazy_exports(__name__, {k: f"{__name__}.{v}" for k, v in _LAZY.items()})
+__getattr__, __dir__, _ = lazy_exports(
+    __name__,
+    {
+        "likeness.media.decode": ("Frame", "apply_rotation", "iter_frames"),
+        "likeness.media.encode": ("VideoWriter",),
+    },
+)

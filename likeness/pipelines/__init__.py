@@ -11,23 +11,15 @@ from __future__ import annotations
 
 from likeness.lazy import lazy_exports
 
-_EXPORTS = {
-    "AnimateResult": "likeness.pipelines.animate",
-    "Animation": "likeness.pipelines.animate",
-    "prepare": "likeness.pipelines.animate",
-    "AnimateConfig": "likeness.pipelines.configs",
-    "ScanConfig": "likeness.pipelines.configs",
-    "FakesConfig": "likeness.pipelines.fakes",
-    "FakesReport": "likeness.pipelines.fakes",
-    "make_fakes": "likeness.pipelines.fakes",
-    "write_report": "likeness.pipelines.report",
-    "FileScan": "likeness.pipelines.scan",
-    "Scanner": "likeness.pipelines.scan",
-    "ScanRecord": "likeness.pipelines.scan_record",
-    "ScanRun": "likeness.pipelines.scan_runner",
-    "run_scan": "likeness.pipelines.scan_runner",
-}
-
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "likeness.pipelines.animate": ("AnimateResult", "Animation", "prepare"),
+        "likeness.pipelines.configs": ("AnimateConfig", "ScanConfig"),
+        "likeness.pipelines.fakes": ("FakesConfig", "FakesReport", "make_fakes"),
+        "likeness.pipelines.report": ("write_report",),
+        "likeness.pipelines.scan": ("FileScan", "Scanner"),
+        "likeness.pipelines.scan_record": ("ScanRecord",),
+        "likeness.pipelines.scan_runner": ("ScanRun", "run_scan"),
+    },
+)
