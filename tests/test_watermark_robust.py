@@ -187,7 +187,6 @@ def test_payload_exact_after_scale_half_and_crf28(marked480):
     assert_payload(detect_frames(x264(scale(marked480, 0.5), 28), key=KEY))
 
 
-@pytest.mark.xfail(reason=KNOWN_LIMIT, strict=True)
 def test_payload_exact_after_crf33_on_a_256px_clip(corpus: Path):
     from likeness.media import iter_frames
 

@@ -406,13 +406,20 @@ def detect_residual(
     views = {False: res, True: np.ascontiguousarray(res[:, ::-1])}
     caches: dict[bool, dict] = {False: {}, True: {}}
     tried = 0
+    tried_unshifted = 0
+    unshifted = None  # best try read at offset (0, 0): (z, lattice, coefs, noise)
 
     def attempt(lattice: np.ndarray, flipped: bool):
-        nonlocal tried
+        nonlocal tried, tried_unshifted, unshifted
         tried += 1
         fold = fold_affine(views[flipped], lattice, bank.grid, caches[flipped])
         white, coefs, noise = _whitened(fold, bank)
-        z, offset = _peak(_sync_surface(white, noise, bank))
+        surface = _sync_surface(white, noise, bank)
+        z, offset = _peak(surface)
+        if not flipped:
+            tried_unshifted += 1
+            if unshifted is None or surface[0, 0] > unshifted[0]:
+                unshifted = (float(surface[0, 0]), lattice, coefs, noise)
         return z, lattice, offset, coefs, noise, flipped
 
     auto = _autocorrelation(res)
@@ -456,11 +463,52 @@ def detect_residual(
                         break
             d_angle, d_scale = d_angle / 2, d_scale / 2
     hypotheses = max(1, tried) * bank.grid**2
-    if best is None:
+    if best is None or unshifted is None:
         return WatermarkResult(False, None, 0.0, 1.0, frames, None, hypotheses=hypotheses)
-    z, lattice, offset, coefs, noise, flipped = best
-    z /= max(1.0, _structure_scale(coefs, noise, offset, bank))
-    p_sync = sync_p_value(z, hypotheses)
+    # Two tests, the false-positive budget split between them (Bonferroni): the best
+    # of every lattice and cyclic offset (any crop, rotation, mirror), and the best
+    # lattice read at offset (0, 0) only, where a picture that was re-encoded, rescaled
+    # from its corner or recoloured, but not cropped or turned, keeps the tile origin;
+    # that test counts one hypothesis per lattice, so a weak sync there still counts
+    # and the CRC carries the decision.
+    z0, lattice0, coefs0, noise0 = unshifted
+    outcomes = [
+        _decide(bank, config, best[0], best[1], best[2], best[3], best[4], best[5], hypotheses),
+        _decide(bank, config, z0, lattice0, (0.0, 0.0), coefs0, noise0, False, tried_unshifted),
+    ]
+    found = [o for o in outcomes if o["found"]]
+    pick = found[0] if found else min(outcomes, key=lambda o: o["p_false"])
+    view_lattice = _MIRROR @ pick["lattice"] @ _MIRROR if pick["flipped"] else pick["lattice"]
+    offset = pick["offset"]
+    return WatermarkResult(
+        found=pick["found"],
+        payload=pick["payload"] if pick["found"] else None,
+        confidence=round(pick["confidence"] if pick["found"] else 0.0, 4),
+        p_false=float(pick["p_false"]),
+        frames_used=frames,
+        bit_errors_corrected=pick["errors"],
+        p_sync=pick["p_sync"],
+        sync_z=round(float(pick["z"]), 3),
+        crc_ok=pick["crc_ok"],
+        period=(
+            round(float(np.hypot(*view_lattice[:, 1])), 2),
+            round(float(np.hypot(*view_lattice[:, 0])), 2),
+        ),
+        offset=(round(float(offset[0]), 2), round(float(offset[1]), 2)),
+        rotation=round(_angle(view_lattice), 2),
+        hypotheses=hypotheses + tried_unshifted,
+        mirrored=pick["flipped"],
+        soft_bits=pick["soft"],
+    )
+
+
+STAGES = 2  # tests whose results detect_residual combines (Bonferroni factor)
+
+
+def _decide(bank, config, z, lattice, offset, coefs, noise, flipped, hypotheses) -> dict:
+    """p_sync (times STAGES), soft bits, Viterbi, CRC and the decision for one test."""
+    z = z / max(1.0, _structure_scale(coefs, noise, offset, bank))
+    p_sync = min(1.0, STAGES * sync_p_value(z, hypotheses))
     soft = _soft_bits(coefs, offset, bank, _channel_gain(coefs, noise, offset, bank))
     message = viterbi_decode(soft)
     payload = check_message(message)
@@ -474,27 +522,9 @@ def detect_residual(
         errors = int(np.sum((soft > 0) != recoded))
         agree = 1 - errors / len(soft)
         confidence = max(0.0, 2 * agree - 1) * (1 - min(1.0, p_false / config.threshold_p) / 2)
-    view_lattice = _MIRROR @ lattice @ _MIRROR if flipped else lattice
-    return WatermarkResult(
-        found=found,
-        payload=payload if found else None,
-        confidence=round(confidence if found else 0.0, 4),
-        p_false=float(p_false),
-        frames_used=frames,
-        bit_errors_corrected=errors,
-        p_sync=p_sync,
-        sync_z=round(float(z), 3),
-        crc_ok=crc_ok,
-        period=(
-            round(float(np.hypot(*view_lattice[:, 1])), 2),
-            round(float(np.hypot(*view_lattice[:, 0])), 2),
-        ),
-        offset=(round(float(offset[0]), 2), round(float(offset[1]), 2)),
-        rotation=round(_angle(view_lattice), 2),
-        hypotheses=hypotheses,
-        mirrored=flipped,
-        soft_bits=soft,
-    )
+    return {"found": found, "payload": payload, "confidence": confidence, "p_false": p_false,
+            "p_sync": p_sync, "z": z, "crc_ok": crc_ok, "errors": errors, "soft": soft,
+            "lattice": lattice, "offset": offset, "flipped": flipped}  # fmt: skip
 
 
 def detect_frames(
