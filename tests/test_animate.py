@@ -20,6 +20,7 @@ from likeness.generator import keypoints as kpt
 from likeness.generator import scripted
 from likeness.pipelines.animate import AnimateConfig, animate, crop_source, prepare
 from tests import samples
+from tests.samples import psnr, run_cli
 
 SIZE = 256
 SHIPPED = Path(__file__).resolve().parents[1] / "likeness" / "weights" / "generator"
@@ -112,19 +113,6 @@ def decode(path: Path) -> list[np.ndarray]:
     from likeness.media import iter_frames
 
     return [f.image for f in iter_frames(path)]
-
-
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    from likeness.cli import main
-
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
 
 
 # ---------------------------------------------------------------- end to end, tiny model

@@ -10,14 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from likeness.cli import main
 from tests import samples
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from tests.samples import run_cli
 
 
 def flatten_table(text: str) -> str:

@@ -11,7 +11,6 @@ import cv2
 import numpy as np
 import pytest
 
-from likeness.cli import main
 from likeness.datasets.identities import (
     DEEPFACE,
     default_split_path,
@@ -27,19 +26,9 @@ from likeness.errors import InputError, NoFaceError
 from likeness.faces.regions import KEY_LANDMARKS, positions
 from likeness.faces.types import LEFT_EYE_RING, RIGHT_EYE_RING
 from tests import samples
+from tests.samples import psnr, run_cli
 
 VIDEO_FRAMES = 12
-
-
-def run_cli(capsys, *args: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -21,13 +21,9 @@ from likeness.faces import (
 from likeness.faces.detect import FULL_RANGE, SHORT_RANGE, make_anchors, weighted_nms
 from likeness.faces.geometry import RotatedRect, apply_affine, invert_affine, rect_to_crop_matrix
 from likeness.faces.smooth import OneEuroFilter
+from tests.samples import psnr
 
 MULTI_FACE_PHOTOS = {"fr-two-people.jpg", "df-couple.jpg", "df-selfie-many-people.jpg"}
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
 
 
 def corpus_photos(corpus: Path) -> list[Path]:

@@ -35,7 +35,7 @@ from likeness.media import (
     require_video,
     write_image,
 )
-from tests.samples import audio_only, encode_tone, huge_png_header
+from tests.samples import audio_only, encode_tone, huge_png_header, psnr
 
 # --- inputs the tests make -----------------------------------------------------------
 
@@ -52,11 +52,6 @@ def smooth(height: int, width: int, i: int = 0) -> np.ndarray:
 def flat(value: int, size: int = 32) -> np.ndarray:
     """A grey frame whose brightness names the frame (value = 2 * index)."""
     return np.full((size, size, 3), value, np.uint8)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
 
 
 def write_clip(path: Path, frames: int = 20, fps: float | Fraction = 25, size=(48, 64)) -> Path:
