@@ -12,7 +12,7 @@ import typing
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from likeness.errors import InputError
+from likeness.errors import InputError, LikenessError
 
 C = TypeVar("C", bound="JsonConfig")
 
@@ -64,10 +64,13 @@ class JsonConfig:
     `from_dict` refuses unknown fields (a typo must not be ignored), turns JSON lists
     into tuples, strings into `Path` for Path fields, and dicts into nested config
     dataclasses; then calls `validate()`, the class's own checks (a no-op by default).
-    `config_name` names the config in error messages ("generator config").
+    `config_name` names the config in error messages ("generator config"), and
+    `config_error` is their kind (InputError: a bad file the user gave; a class read
+    from shipped weights may say ModelError).
     """
 
     config_name: ClassVar[str] = "config"
+    config_error: ClassVar[type[LikenessError]] = InputError
 
     def validate(self) -> None:
         """Raise InputError when the values do not make sense together."""
@@ -85,8 +88,8 @@ class JsonConfig:
 
         what = what or cls.config_name
         if not isinstance(data, dict):
-            raise InputError(f"{what} must be a JSON object")
-        check_fields(cls, data, what)
+            raise cls.config_error(f"{what} must be a JSON object")
+        check_fields(cls, data, what, cls.config_error)
         hints = _field_types(cls)
         values = {k: _from_json_value(hints[k], v, f"{what} {k}") for k, v in data.items()}
         config = cls(**values)
@@ -97,7 +100,7 @@ class JsonConfig:
     def load(cls: type[C], path: Path) -> C:
         from likeness.jsonio import read_json_object
 
-        return cls.from_dict(read_json_object(path, cls.config_name))
+        return cls.from_dict(read_json_object(path, cls.config_name, cls.config_error))
 
     def save(self, path: Path) -> Path:
         """Write the JSON to `path`, replaced only when complete."""

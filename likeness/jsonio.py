@@ -24,13 +24,13 @@ def read_json_object(path: Path, what: str, error: type[LikenessError] = InputEr
     return data
 
 
-def check_fields(cls: type, data: dict, what: str) -> None:
+def check_fields(cls: type, data: dict, what: str, error: type[LikenessError] = InputError) -> None:
     """Refuse keys that are not fields of the dataclass `cls` (a typo in a config must
-    not be ignored silently)."""
+    not be ignored silently), with an `error` ("{what} has unknown fields [...]")."""
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise InputError(f"{what} has unknown fields {unknown}")
+        raise error(f"{what} has unknown fields {unknown}")
 
 
 def json_safe(value):

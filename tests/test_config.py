@@ -58,3 +58,19 @@ def test_default_of_reads_field_defaults_and_factories():
     assert default_of(Outer, "inner") == Inner()
     with pytest.raises(KeyError):
         default_of(Outer, "nope")
+
+
+def test_a_config_read_from_weights_can_raise_its_own_error_kind():
+    from likeness.errors import ModelError
+
+    @dataclass(frozen=True)
+    class Shipped(JsonConfig):
+        config_name = "model config"
+        config_error = ModelError
+
+        size: int = 1
+
+    with pytest.raises(ModelError, match=r"model config has unknown fields \['sise'\]"):
+        Shipped.from_dict({"sise": 2})
+    with pytest.raises(ModelError, match="must be a JSON object"):
+        Shipped.from_dict([1])
