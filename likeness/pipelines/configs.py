@@ -59,6 +59,9 @@ class AnimateConfig:
 
 @dataclass(frozen=True)
 class ScanConfig:
+    """Options of `likeness scan` (`device` is the resolved one: the CLI's `auto` becomes
+    cpu or cuda before it gets here)."""
+
     every: int = 10  # sample every N-th frame (grows for long videos, see max_frames)
     max_frames: int = 300  # sampled frames per video, spread over its whole length
     max_faces: int = 4  # faces per frame, largest first
