@@ -11,7 +11,9 @@ steps, then scored on the test split (identities never trained on): video AUC, A
 TPR at 1 % FPR on K's fakes against all real test videos (the unseen cell), and on
 every other kind (seen in training). One more run with nothing left out is the
 reference row. Same preset, seed and schedule for every run, so rows differ only in
-what was left out.
+what was left out. With `--weights`, every run starts from that detector (a CPU can
+afford a fine-tune where it cannot afford training from scratch), and only kinds the
+starting detector never saw are held out.
 
 Writes detector_lofo.json (the matrix, per-run details, a Markdown table) and
 detector_lofo.png (held-out kind x tested kind, video AUC, the unseen cells outlined).
@@ -45,10 +47,26 @@ DEFAULT_STEPS = 600
 CELL = 92
 
 
-def _train(data: Path, out: Path, left_out: str | None, steps: int, quick: bool) -> Path:
+# What the first shipped detector (likeness-detector-s v1, before dense supervision)
+# trained on, from its MODEL_CARD: its calibration does not list it.
+V1_FAMILIES = ("reenact", "sbi")
+
+
+def init_families(weights: Path) -> tuple[str, ...]:
+    """The kinds of fake the detector in `weights` was trained on."""
+    from likeness.detector.model import DetectorModel
+
+    listed = DetectorModel.from_pretrained(weights).decision.validation.get("families")
+    return tuple(listed) if listed else V1_FAMILIES
+
+
+def _train(
+    data: Path, out: Path, left_out: str | None, steps: int, quick: bool, init: Path | None
+) -> Path:
     from likeness.detector.train import Trainer
 
     overrides = {
+        "init": str(init) if init else "",
         "preset": "tiny" if quick else "small",
         "steps": steps,
         "warmup": max(1, min(100, steps // 10)),
@@ -116,7 +134,11 @@ def _table(rows: dict[str, dict]) -> str:
 
 
 def run(
-    out_dir: Path, quick: bool = False, pack: Path | None = None, steps: int | None = None
+    out_dir: Path,
+    quick: bool = False,
+    pack: Path | None = None,
+    steps: int | None = None,
+    weights: Path | None = None,
 ) -> Path:
     """Train one detector per left-out kind (and one with none left out) on the FAKES
     folder `pack`, test each on its test split, write detector_lofo.json and .png.
@@ -126,6 +148,8 @@ def run(
         quick: the tiny preset and 40 steps (smoke runs, tests).
         pack: a FAKES folder from `likeness dataset fakes` (with every kind in it).
         steps: training steps per run (default 600; quick 40).
+        weights: start every run from this detector instead of from scratch (cheaper on
+            a CPU); kinds it was trained on cannot be held out and are skipped.
     Returns:
         The path of detector_lofo.json.
     Raises:
@@ -146,15 +170,20 @@ def run(
     present = {k for k, fams in KINDS.items() if any(s.family in fams for s in samples)}
     if not data.select("test", label=0) or not present:
         raise InputError(f"{Path(pack).name} has no real and fake crops in its test split")
+    seen_by_init = init_families(weights) if weights is not None else ()
+    held = sorted(present - set(seen_by_init), key=list(KINDS).index)
+    if not held:
+        raise InputError(f"--weights {weights} was trained on every kind in the set")
     rows: dict[str, dict] = {}
     seconds: dict[str, float] = {}
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="likeness-lofo-") as tmp:
-        for left_out in [*sorted(present, key=list(KINDS).index), None]:
+        for left_out in [*held, None]:
             name = left_out or "none (reference)"
             t0 = time.perf_counter()
-            weights = _train(Path(pack), Path(tmp) / (left_out or "all"), left_out, steps, quick)
-            rows[name] = _score(weights, data, samples)
+            run_dir = Path(tmp) / (left_out or "all")
+            trained = _train(Path(pack), run_dir, left_out, steps, quick, weights)
+            rows[name] = _score(trained, data, samples)
             seconds[name] = round(time.perf_counter() - t0, 1)
     unseen = {k: (rows[k].get(k) or {}).get("auc") for k in rows if k in KINDS}
     png = out_dir / "detector_lofo.png"
@@ -166,7 +195,9 @@ def run(
         "protocol": {
             "steps_per_run": steps,
             "preset": "tiny" if quick else "small",
-            "from": "scratch (no init), seed 0, same schedule for every run",
+            "from": f"the detector in {weights}" if weights else "scratch",
+            "init_trained_on": list(seen_by_init),
+            "seed": 0,
             "test": "test split of the FAKES folder (identities never trained on)",
             "kinds": {k: list(v) for k, v in KINDS.items()},
         },

@@ -34,7 +34,8 @@ def register(app: typer.Typer) -> None:
         weights: Path | None = typer.Option(
             None,
             "--weights",
-            help="generator: model folder (config.json + model.safetensors); "
+            help="generator: model folder (config.json + model.safetensors); detector: the "
+            "detector to measure; detector_lofo: start every run from this detector; "
             "default: the shipped model.",
         ),
         pack: Path | None = typer.Option(

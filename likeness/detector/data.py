@@ -14,9 +14,11 @@ import numpy as np
 import torch
 
 from likeness.datasets.fakes_format import FakesSet, Sample
+from likeness.datasets.families import make_forgery, needs_donor
 from likeness.detector.config import AugmentConfig, DetectorConfig, TrainConfig
 from likeness.errors import InputError
 from likeness.media import codecs
+from likeness.media.images import resize_square
 
 # ---------------------------------------------------------------- augmentation
 
@@ -88,11 +90,7 @@ def augment(
     return resize_to(out, size), resize_to(np.ascontiguousarray(mask, np.float32), size)
 
 
-def resize_to(rgb: np.ndarray, size: int) -> np.ndarray:
-    if rgb.shape[0] == size and rgb.shape[1] == size:
-        return np.ascontiguousarray(rgb)
-    interp = cv2.INTER_AREA if rgb.shape[0] > size else cv2.INTER_LINEAR
-    return cv2.resize(np.ascontiguousarray(rgb), (size, size), interpolation=interp)
+resize_to = resize_square  # the crop at the network's input size
 
 
 # ---------------------------------------------------------------- batches
@@ -128,6 +126,9 @@ class BatchSampler:
         for s in fakes:
             self.families.setdefault(s.family, []).append(s)
         self.blendable = [s for s in self.reals if data.key_landmarks(s) is not None]
+        if len({s.identity for s in self.blendable}) < 2:
+            # swap and lipsync take another person's face: none to take here.
+            self.online = tuple(f for f in self.online if not needs_donor(f))
         if not (self.blendable and self.online) and not self.families:
             raise InputError(f"{data.root.name}: no fakes and no landmarks to make fakes from")
         self._pool = None
@@ -153,24 +154,14 @@ class BatchSampler:
         return _View(rgb, mask), key
 
     def _online(self, rng: np.random.Generator) -> _View:
-        from likeness.datasets.families import needs_donor
-
         family = self.online[int(rng.integers(len(self.online)))]
         target = self.blendable[int(rng.integers(len(self.blendable)))]
         view, key = self._work(target, with_mask=False)
         donor = donor_key = None
         if needs_donor(family):
             others = [s for s in self.blendable if s.identity != target.identity]
-            if not others:  # one person only: the face blends onto itself
-                return self._forge("sbi", view, key, rng)
             donor_view, donor_key = self._work(others[int(rng.integers(len(others)))], False)
             donor = donor_view.rgb
-        return self._forge(family, view, key, rng, donor, donor_key)
-
-    @staticmethod
-    def _forge(family, view: _View, key, rng, donor=None, donor_key=None) -> _View:
-        from likeness.datasets.families import make_forgery
-
         made = make_forgery(family, view.rgb, key, rng, donor=donor, donor_lm=donor_key)
         return _View(made.image, made.mask)
 

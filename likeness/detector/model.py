@@ -27,6 +27,7 @@ from likeness.detector.network import FaceClassifier
 from likeness.detector.pooling import PoolingConfig
 from likeness.errors import InputError, ModelError
 from likeness.jsonio import read_json_object
+from likeness.tensors import to_tensor
 from likeness.weights_io import CONFIG_NAME, WEIGHTS_NAME, load_model, save_model, write_text_atomic
 
 CALIBRATION_NAME = "calibration.json"
@@ -68,14 +69,6 @@ class Decision:
         # AttributeError: a section that should be an object is another JSON type.
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise ModelError(f"detector calibration is damaged ({err})") from None
-
-
-def to_tensor(crops: np.ndarray, device: torch.device) -> torch.Tensor:
-    """(N, H, W, 3) uint8 RGB -> (N, 3, H, W) float in [0, 1]."""
-    arr = np.ascontiguousarray(crops)
-    if arr.ndim == 3:
-        arr = arr[None]
-    return torch.from_numpy(arr).to(device).permute(0, 3, 1, 2).float().div_(255.0)
 
 
 class DetectorModel:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from likeness.detector.config import DetectorConfig
+from likeness.tensors import resize_square
 
 # Backbone stages the mask head reads (timm feature indices): stride 8 and stride 16.
 MASK_STAGES = (2, 3)
@@ -70,12 +71,7 @@ class FaceClassifier(nn.Module):
             self.mask_head = MaskHead(chans)
 
     def _resize(self, images: torch.Tensor) -> torch.Tensor:
-        size = self.config.input_size
-        if images.shape[-1] != size or images.shape[-2] != size:
-            images = nn.functional.interpolate(
-                images, size=(size, size), mode="bilinear", align_corners=False, antialias=True
-            )
-        return images * 2.0 - 1.0
+        return resize_square(images, self.config.input_size) * 2.0 - 1.0
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.backbone(self._resize(images)).squeeze(-1)

@@ -24,15 +24,17 @@ import torch
 import torch.nn.functional as F
 
 from likeness import training
-from likeness.datasets.fakes_format import FAMILIES, FakesSet, Sample
+from likeness.datasets.fakes_format import FAMILIES, FakesSet, Sample, family_group
 from likeness.detector import metrics
 from likeness.detector.calibrate import fit_calibration, threshold_at_fpr
 from likeness.detector.config import DetectorConfig, TrainConfig, preset
 from likeness.detector.data import BatchSampler, evaluation_images, subsample
-from likeness.detector.model import Decision, save_weights, to_tensor
+from likeness.detector.model import Decision, save_weights
 from likeness.detector.network import FaceClassifier
 from likeness.detector.pooling import PoolingConfig, pool_scores
 from likeness.errors import InputError
+from likeness.jsonio import json_safe
+from likeness.tensors import to_tensor
 from likeness.training import RunState, open_run, run_chunk, save_checkpoint
 from likeness.weights_io import write_text_atomic
 
@@ -131,7 +133,14 @@ class Trainer:
         torch.manual_seed(train.seed)
         self.data = FakesSet.open(data_path)
         self.sampler = BatchSampler(self.data, config, train)
-        self.val = subsample(self.data.select("val"), train.val_max, seed=train.seed)
+        # A left-out family stays out of model selection and calibration too.
+        excluded = set(train.exclude_families)
+        val = [
+            s
+            for s in self.data.select("val")
+            if s.family not in excluded and s.group not in excluded
+        ]
+        self.val = subsample(val, train.val_max, seed=train.seed)
         self._val_images: np.ndarray | None = None
         self.network = FaceClassifier(config).to(self.device)
         if train.init and ckpt is None:
@@ -256,6 +265,12 @@ class Trainer:
             "video_fpr": float(np.mean(real > threshold)),
             "video_tpr": float(np.mean(fake > threshold)) if len(fake) else float("nan"),
             "crops": int(len(labels)),
+            # What training saw: leave-one-family-out runs that start from these weights
+            # must not hold out a kind in this list.
+            "families": sorted(
+                {family_group(f) for f in self.sampler.families}
+                | {family_group(f) for f in self.sampler.online}
+            ),
             "data": {
                 "folder": self.data.root.name,
                 "pack": self.data.manifest.get("pack", {}),
@@ -267,7 +282,7 @@ class Trainer:
             threshold=threshold,
             target_fpr=tr.target_fpr,
             pooling=pooling,
-            validation=_plain(validation),
+            validation=json_safe(validation),
         )
 
     # ------------------------------------------------------------ checkpoints
@@ -316,16 +331,6 @@ class Trainer:
         calibrate and checkpoint every `checkpoint_every` and at the end (also on
         SIGTERM/SIGINT)."""
         return run_chunk(self, CSV_FIELDS, minutes=minutes, steps=steps, progress=progress)
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, float | np.floating):
-        return None if not math.isfinite(float(value)) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def config_overrides(
