@@ -7,20 +7,20 @@ cannot drift apart silently.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
-from pathlib import Path
+from typing import ClassVar
 
+from likeness.config import JsonConfig
 from likeness.errors import InputError
-from likeness.jsonio import check_fields, read_json_object
 
 
 @dataclass(frozen=True)
-class DetectorConfig:
+class DetectorConfig(JsonConfig):
     """Field defaults never change meaning: a config.json written before a field
     existed must still build the network its weights were trained as (new fields
     default to the old behaviour; presets carry the choices)."""
+
+    config_name: ClassVar[str] = "detector config"
 
     name: str = "likeness-detector"
     # A timm model name, always built with pretrained=False (no download, no foreign weights).
@@ -35,22 +35,10 @@ class DetectorConfig:
     # A dense head that predicts where the crop was changed (network.MaskHead).
     mask_head: bool = False
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> DetectorConfig:
-        check_fields(cls, data, "detector config")
-        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        config = cls(**data)
+    def validate(self) -> None:
         # A hand-edited file may hold any JSON type here; only an int is a size.
-        if type(config.input_size) is not int or not 32 <= config.input_size <= 512:
-            raise InputError(f"detector input_size must be 32-512, got {config.input_size}")
-        return config
-
-    @classmethod
-    def load(cls, path: Path) -> DetectorConfig:
-        return cls.from_dict(read_json_object(path, "detector config"))
+        if type(self.input_size) is not int or not 32 <= self.input_size <= 512:
+            raise InputError(f"detector input_size must be 32-512, got {self.input_size}")
 
 
 PRESETS: dict[str, DetectorConfig] = {
@@ -92,7 +80,7 @@ def preset(name: str) -> DetectorConfig:
 
 
 @dataclass(frozen=True)
-class AugmentConfig:
+class AugmentConfig(JsonConfig):
     """Training-time changes, applied alike to real and fake crops (each with its own
     probability), so that none of them tells the classes apart."""
 
@@ -107,7 +95,9 @@ class AugmentConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(JsonConfig):
+    config_name: ClassVar[str] = "detector training config"
+
     preset: str = "small"
     batch_size: int = 32
     lr: float = 1e-3
@@ -141,25 +131,23 @@ class TrainConfig:
     init: str = ""
 
     @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
-        data = dict(data)
-        if isinstance(data.get("augment"), dict):
-            data["augment"] = AugmentConfig(**data["augment"])
-        check_fields(cls, data, "detector training config")
+    def from_dict(cls, data: dict, what: str | None = None) -> TrainConfig:
+        data = dict(data) if isinstance(data, dict) else data
         for name in ("online_families", "exclude_families"):
-            if isinstance(data.get(name), str):  # --set exclude_families=swap,lowres
+            if isinstance(data, dict) and isinstance(data.get(name), str):
+                # --set exclude_families=swap,lowres
                 data[name] = [v.strip() for v in data[name].split(",") if v.strip()]
-        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        config = cls(**data)
-        preset(config.preset)
-        _check_families(config)
-        if config.calibration not in ("platt", "isotonic"):
-            raise InputError(f"calibration must be platt or isotonic, not {config.calibration!r}")
-        if not 0 < config.target_fpr < 1:
-            raise InputError(f"target_fpr must be between 0 and 1, got {config.target_fpr}")
-        if not 0 < config.fake_fraction < 1:
-            raise InputError(f"fake_fraction must be between 0 and 1, got {config.fake_fraction}")
-        return config
+        return super().from_dict(data, what)
+
+    def validate(self) -> None:
+        preset(self.preset)
+        if self.calibration not in ("platt", "isotonic"):
+            raise InputError(f"calibration must be platt or isotonic, not {self.calibration!r}")
+        if not 0 < self.target_fpr < 1:
+            raise InputError(f"target_fpr must be between 0 and 1, got {self.target_fpr}")
+        if not 0 < self.fake_fraction < 1:
+            raise InputError(f"fake_fraction must be between 0 and 1, got {self.fake_fraction}")
+        _check_families(self)
 
 
 def _check_families(config: TrainConfig) -> None:

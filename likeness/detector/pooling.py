@@ -13,22 +13,28 @@ ranks, whatever its own score.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
+from likeness.config import JsonConfig
+from likeness.errors import LikenessError, ModelError
+
 
 @dataclass(frozen=True)
-class PoolingConfig:
+class PoolingConfig(JsonConfig):
+    config_name: ClassVar[str] = "detector pooling"
+    config_error: ClassVar[type[LikenessError]] = ModelError  # read from shipped weights
+
     top: float = 0.25  # share of frames averaged (k = ceil(top * n))
     trim: float = 0.1  # share of the highest frames dropped first (at least 1 when n >= 3)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> PoolingConfig:
-        return cls(top=float(data.get("top", cls.top)), trim=float(data.get("trim", cls.trim)))
+    def validate(self) -> None:
+        for name in ("top", "trim"):
+            value = getattr(self, name)
+            if type(value) not in (int, float) or not 0 <= value <= 1:
+                raise ModelError(f"detector pooling {name} must be a number in [0, 1]")
 
 
 def pooled_counts(n: int, config: PoolingConfig = PoolingConfig()) -> tuple[int, int]:
