@@ -21,12 +21,12 @@ import pytest
 
 from likeness import fsio, media
 from likeness.errors import InputError, LikenessError, MediaError, OutputError
+from likeness.fsio import atomic_output
 from likeness.media import (
     DEFAULT_LIMITS,
     MediaLimits,
     VideoWriter,
     apply_rotation,
-    atomic_output,
     check_input_file,
     is_image_path,
     iter_frames,

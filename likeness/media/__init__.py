@@ -1,4 +1,4 @@
-"""Video and image I/O on PyAV and OpenCV: probe, decode, encode, atomic outputs.
+"""Video and image I/O on PyAV and OpenCV: probe, decode, encode (outputs: likeness.fsio).
 
 Everything here raises likeness errors with one-line messages; PyAV's and FFmpeg's
 exceptions never reach callers.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from likeness.fsio import atomic_output, check_output_path
 from likeness.lazy import lazy_exports
 from likeness.media.images import read_image, write_image
 from likeness.media.inputs import check_input_file, is_image_path
@@ -41,9 +40,7 @@ __all__ = [
     "MediaLimits",
     "VideoWriter",
     "apply_rotation",
-    "atomic_output",
     "check_input_file",
-    "check_output_path",
     "is_image_path",
     "is_media_name",
     "iter_frames",

@@ -381,7 +381,7 @@ def show() -> KeyInfo:
 
 def export_trust(out: Path) -> Path:
     """Write the root certificate (the trust anchor verifiers pass to `--trust`)."""
-    from likeness.media import atomic_output
+    from likeness.fsio import atomic_output
 
     _load_cert(ROOT_CERT)  # refuse to export something that is not a certificate
     data = _read(ROOT_CERT)

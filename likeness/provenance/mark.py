@@ -94,7 +94,7 @@ def _check_decodable(path: Path) -> None:
 def _check_target(target: Path, inputs: Sequence[Path]) -> Path:
     """Refuse early what `atomic_output` would refuse late (after the encoding work),
     with the one check every writer uses (it also refuses symlinked targets)."""
-    from likeness.media import check_output_path
+    from likeness.fsio import check_output_path
 
     return check_output_path(Path(target), [Path(p) for p in inputs])
 
@@ -192,7 +192,7 @@ def _sign_into(
     """Sign `unsigned` into `target` atomically, read it back, hash and record it.
 
     `parent` is the parentOf ingredient (the file a c2pa.opened action opened)."""
-    from likeness.media import atomic_output
+    from likeness.fsio import atomic_output
 
     payload_hex = payload_to_hex(payload) if payload is not None else None
     manifest = build_manifest(
@@ -372,7 +372,7 @@ def _private_tempdir(beside: Path):
     """A hidden temp folder in the target's folder (same disk, so the rename is cheap);
     removed whatever happens short of SIGKILL. For that case it names its owner, and
     opening one removes those whose owner is gone."""
-    from likeness.media.atomic import hidden_name
+    from likeness.fsio import hidden_name
 
     _remove_stale_work_folders(beside.parent)
     tail = "XXXXXXXX.likeness"  # mkdtemp puts 8 random characters before the suffix

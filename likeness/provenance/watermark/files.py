@@ -47,7 +47,8 @@ def embed_file(
     into place; when it does not read (payload exact, `found`), nothing is written and
     a `ProvenanceError` says so. (The generator's signed writer reads back on its own.)
     """
-    from likeness.media import atomic_output, probe
+    from likeness.fsio import atomic_output
+    from likeness.media import probe
 
     src, dst = Path(src), Path(dst)
     info = probe(src)
