@@ -45,7 +45,8 @@ JSON line schema (`likeness-scan/1`), one object per file:
     top_frames      [{"frame": index, "time": s, "face": k, "score": p,
                       "box": [x0, y0, x1, y1]}], highest scores first, distinct frames
     provenance      null (not checked, or it failed: see provenance_error) |
-                    {"manifest": "trusted" | "valid-untrusted" | "tampered" | "no-manifest",
+                    {"manifest": "trusted" | "valid-untrusted" | "tampered" | "invalid" |
+                        "no-manifest",
                      "verified": bool, "reasons": [str],
                      "manifest_summary": null | {"title", "generator", "signer",
                         "signed_at", "actions", "digital_source_type", "model",
@@ -54,7 +55,10 @@ JSON line schema (`likeness-scan/1`), one object per file:
                         null | {"hex", "content_id", "key_id"}, "p_false", ...},
                      "store_match": null | "payload" | "sha256",
                      "store_record": null | {"id", "content_id", "payload", "key_id",
-                        "sha256", "file_name", "created_utc"}}
+                        "sha256", "file_name", "created_utc"},
+                     "validation_state": null | c2pa-rs's "Trusted" | "Valid" | "Invalid",
+                     "findings": [{"kind", "code", "where", "ingredient", ...}]: what
+                        c2pa reported, by name (README, Provenance)}
     provenance_error  null | one-line message
     model           {"name": detector name, "weights_sha256": hex}
     seconds         wall time spent on this file
@@ -346,19 +350,18 @@ def provenance_findings(verdict) -> ProvenanceFindings:
 
 
 def provenance_dict(verdict) -> dict:
-    """The JSON view of a `verify_file` verdict (the store's full manifest left out)."""
+    """The JSON view of a `verify_file` verdict (the store's full manifest left out):
+    the manifest state, its C2PA findings and status codes, watermark and store."""
+    from likeness.provenance.verify import stored_manifest_fallback
+
     data = verdict.to_dict()
     record = verdict.store_record
     summary = data.get("manifest_summary")
-    if summary is None and record is not None:
+    stored = stored_manifest_fallback(verdict)
+    if summary is None and stored is not None:
         # The file's own manifest is gone (re-encoded) but the store kept the one it was
         # signed with: show that, marked as coming from the store.
-        from likeness.provenance.manifest import summarize
-
-        store = record.manifest_dict()
-        active = (store.get("manifests") or {}).get(store.get("active_manifest") or "")
-        if active:
-            summary = {**summarize(active).to_dict(), "from_store": True}
+        summary = {**stored.to_dict(), "from_store": True}
     return {
         "manifest": data.get("manifest"),
         "verified": data.get("verified"),
@@ -367,6 +370,8 @@ def provenance_dict(verdict) -> dict:
         "watermark": data.get("watermark"),
         "store_match": data.get("store_match"),
         "store_record": record.to_dict(with_manifest=False) if record is not None else None,
+        "validation_state": data.get("validation_state"),
+        "findings": data.get("findings") or [],
     }
 
 
