@@ -74,7 +74,11 @@ def _train(
         "exclude_families": [left_out] if left_out else [],
         "seed": 0,
     }
-    Trainer(data, out, overrides=overrides).run(steps=steps)
+    state = Trainer(data, out, overrides=overrides).run(steps=steps)
+    if state.step < steps:
+        # The trainer stops a run cleanly on SIGINT/SIGTERM; the bench stops with it
+        # instead of going on to the next kind.
+        raise KeyboardInterrupt
     return out / "weights"
 
 
