@@ -72,3 +72,20 @@ def tiny_weights(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-generator")
     save_weights(GeneratorNetworks(preset("tiny")), folder)
     return folder
+
+
+@pytest.fixture
+def keys(home: Path, monkeypatch: pytest.MonkeyPatch):
+    """Fresh signing keys (no passphrase) in the test's LIKENESS_HOME."""
+    from likeness.provenance import keys as keys_mod
+
+    monkeypatch.delenv(keys_mod.PASSPHRASE_ENV, raising=False)
+    return keys_mod.init_keys(passphrase="")
+
+
+@pytest.fixture
+def root_pem(keys, tmp_path: Path) -> Path:
+    """The trust anchor of `keys`, exported as a verifier would get it."""
+    from likeness.provenance import keys as keys_mod
+
+    return keys_mod.export_trust(tmp_path / "root.pem")

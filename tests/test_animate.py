@@ -69,21 +69,6 @@ def source_kp(face_stack, astronaut: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture
-def keys(home: Path, monkeypatch: pytest.MonkeyPatch):
-    from likeness.provenance import keys as keys_mod
-
-    monkeypatch.delenv(keys_mod.PASSPHRASE_ENV, raising=False)
-    return keys_mod.init_keys(passphrase="")
-
-
-@pytest.fixture
-def root_pem(keys, tmp_path: Path) -> Path:
-    from likeness.provenance import keys as keys_mod
-
-    return keys_mod.export_trust(tmp_path / "root.pem")
-
-
-@pytest.fixture
 def outdir(tmp_path: Path) -> Path:
     path = tmp_path / "out"
     path.mkdir()

@@ -23,20 +23,8 @@ from typer.testing import CliRunner
 
 from likeness.errors import InputError
 from likeness.provenance import c2pa_io
-from likeness.provenance import keys as keys_mod
 from likeness.provenance import manifest as mf
 from tests.test_provenance import WM_SIZE, _app, make_mp4, texture, write_image
-
-
-@pytest.fixture
-def keys(home: Path, monkeypatch: pytest.MonkeyPatch) -> keys_mod.KeyInfo:
-    monkeypatch.delenv(keys_mod.PASSPHRASE_ENV, raising=False)
-    return keys_mod.init_keys(passphrase="")
-
-
-@pytest.fixture
-def root_pem(keys, tmp_path: Path) -> Path:
-    return keys_mod.export_trust(tmp_path / "root.pem")
 
 
 @pytest.fixture

@@ -154,30 +154,42 @@ def _jittered_crops(rgb, face, n, rng, size=128):
         yield crop.image, mesh
 
 
-@pytest.fixture(scope="module")
-def astro_set(tmp_path_factory, astronaut, face_stack) -> Path:
-    """48 real train crops and their self-blends, 24 + 24 for validation (3 'videos')."""
+def _astro_fakes(out, astronaut, face, sizes, per_video, fake, seed, identity):
+    """A FAKES folder of jittered astronaut crops: per crop a real one and `fake(i, crop,
+    mesh, rng)` -> (family, image, mask or None); `sizes` maps split -> crops."""
     from likeness.datasets.fakes_format import FAKES_FORMAT, FAKES_VERSION, FakesWriter
-    from likeness.datasets.self_blend import self_blend
     from likeness.faces.regions import KEY_LANDMARKS
 
-    out = tmp_path_factory.mktemp("fakes") / "astro"
-    face = face_stack.analyze(astronaut)[0]
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     writer = FakesWriter(out)
-    for split, n in (("train", 48), ("val", 24)):
+    for split, n in sizes.items():
         for i, (crop, mesh) in enumerate(_jittered_crops(astronaut, face, n, rng)):
-            cols = dict(identity="astronaut", split=split, video=f"astro-{split}-{i // 8}",
-                        frame=i % 8, item="astronaut", source="astronaut")  # fmt: skip
-            writer.add(crop, mesh[list(KEY_LANDMARKS)], label=0, family="real", **cols)
-            fake = self_blend(crop, mesh, rng).image
-            writer.add(
-                fake, None, label=1, family="sbi", **{**cols, "video": cols["video"] + "/sbi"}
-            )
+            video = f"astro-{split}-{i // per_video}"
+            cols = dict(identity=identity(split), split=split, frame=i % per_video,
+                        item="astronaut", source="astronaut")  # fmt: skip
+            writer.add(crop, mesh[list(KEY_LANDMARKS)], label=0, family="real", video=video,
+                       **cols)  # fmt: skip
+            family, image, mask = fake(i, crop, mesh, rng)
+            writer.add(image, None, mask, label=1, family=family, video=f"{video}/{family}",
+                       **cols)  # fmt: skip
     writer.finish(
         {"format": FAKES_FORMAT, "version": FAKES_VERSION, "landmark_indices": list(KEY_LANDMARKS)}
     )
     return out
+
+
+@pytest.fixture(scope="module")
+def astro_set(tmp_path_factory, astronaut, face_stack) -> Path:
+    """48 real train crops and their self-blends, 24 + 24 for validation (3 'videos')."""
+    from likeness.datasets.self_blend import self_blend
+
+    def fake(i, crop, mesh, rng):
+        return "sbi", self_blend(crop, mesh, rng).image, None
+
+    out = tmp_path_factory.mktemp("fakes") / "astro"
+    face = face_stack.analyze(astronaut)[0]
+    sizes = {"train": 48, "val": 24}
+    return _astro_fakes(out, astronaut, face, sizes, 8, fake, 0, lambda split: "astronaut")
 
 
 def test_training_set_reader(astro_set):
@@ -469,28 +481,18 @@ def test_real_footage_kinds_come_from_the_corpus_notes():
 @pytest.fixture(scope="module")
 def two_family_set(tmp_path_factory, astronaut, face_stack) -> Path:
     """Real astronaut crops and sbi + lowres fakes in train, val and test."""
-    from likeness.datasets.fakes_format import FAKES_FORMAT, FAKES_VERSION, FakesWriter
     from likeness.datasets.families import make_forgery
     from likeness.faces.regions import KEY_LANDMARKS
 
+    def fake(i, crop, mesh, rng):
+        family = ("sbi", "lowres")[i % 2]
+        made = make_forgery(family, crop, mesh[list(KEY_LANDMARKS)], rng)
+        return family, made.image, made.mask
+
     out = tmp_path_factory.mktemp("fakes") / "two"
     face = face_stack.analyze(astronaut)[0]
-    rng = np.random.default_rng(1)
-    writer = FakesWriter(out)
-    for split, n in (("train", 32), ("val", 16), ("test", 16)):
-        for i, (crop, mesh) in enumerate(_jittered_crops(astronaut, face, n, rng)):
-            key = mesh[list(KEY_LANDMARKS)]
-            cols = dict(identity=f"astronaut-{split}", split=split, frame=i % 4,
-                        item="astronaut", source="astronaut")  # fmt: skip
-            writer.add(crop, key, label=0, family="real", video=f"{split}-{i // 4}", **cols)
-            family = ("sbi", "lowres")[i % 2]
-            made = make_forgery(family, crop, key, rng)
-            video = f"{split}-{i // 4}/{family}"
-            writer.add(made.image, None, made.mask, label=1, family=family, video=video, **cols)
-    writer.finish(
-        {"format": FAKES_FORMAT, "version": FAKES_VERSION, "landmark_indices": list(KEY_LANDMARKS)}
-    )
-    return out
+    sizes = {"train": 32, "val": 16, "test": 16}
+    return _astro_fakes(out, astronaut, face, sizes, 4, fake, 1, lambda s: f"astronaut-{s}")
 
 
 def test_leave_one_family_out_bench_holds_each_kind_out(two_family_set, tmp_path):

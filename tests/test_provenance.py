@@ -103,17 +103,6 @@ def leftovers(folder: Path, known: set[str]) -> set[str]:
 
 
 @pytest.fixture
-def keys(home: Path, monkeypatch: pytest.MonkeyPatch) -> keys_mod.KeyInfo:
-    monkeypatch.delenv(keys_mod.PASSPHRASE_ENV, raising=False)
-    return keys_mod.init_keys(passphrase="")
-
-
-@pytest.fixture
-def root_pem(keys, tmp_path: Path) -> Path:
-    return keys_mod.export_trust(tmp_path / "root.pem")
-
-
-@pytest.fixture
 def clip(tmp_path: Path) -> Path:
     return make_mp4(tmp_path / "clip.mp4")
 

@@ -32,16 +32,11 @@ import numpy as np
 
 from likeness.bench.common import machine_info, write_json
 from likeness.bench.detector import _group_metrics, _video_scores
+from likeness.datasets.fakes_format import kinds
 from likeness.errors import InputError
 
-# Held-out kind -> the families it stands for (datasets.fakes_format.GROUPS).
-KINDS = {
-    "reenact": ("generator-self", "generator-cross"),
-    "sbi": ("sbi",),
-    "swap": ("swap",),
-    "lipsync": ("lipsync",),
-    "lowres": ("lowres",),
-}
+# Held-out kind -> the families it stands for: reenact, sbi, swap, lipsync, lowres.
+KINDS = kinds()
 TARGET = 0.85
 DEFAULT_STEPS = 600
 CELL = 92

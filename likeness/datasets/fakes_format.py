@@ -105,6 +105,14 @@ def family_group(family: str) -> str:
     return GROUPS.get(family, family)
 
 
+def kinds() -> dict[str, tuple[str, ...]]:
+    """Kind of fake -> its families, in FAMILIES order (`reenact`: both generator ones)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for family in FAMILIES:
+        out[family_group(family)] = (*out.get(family_group(family), ()), family)
+    return out
+
+
 class FakesSet:
     """An opened FAKES folder: rows listed, JPEG bytes read on demand (and cached)."""
 
