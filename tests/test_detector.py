@@ -466,6 +466,7 @@ def test_real_footage_kinds_come_from_the_corpus_notes():
         "cam": row("videos/c.mp4", "video", "webcam, indoor", "400", "300"),
         "small": row("videos/s.mp4", "video", "", "360", "288"),
         "hd": row("videos/h.mp4", "video", "", "1280", "720"),
+        "crop": row("videos/d.mp4", "video", "MEAD-style, 256 px crop", "256", "256"),
     }
     kinds = {name: footage_kind(name, rows) for name in rows}
     assert kinds == {
@@ -474,6 +475,7 @@ def test_real_footage_kinds_come_from_the_corpus_notes():
         "cam": "webcam",
         "small": "video-low-res",
         "hd": "video",
+        "crop": "video-256-crop",
     }
     assert footage_kind("unknown-item", {}) == "video"
 

@@ -155,9 +155,9 @@ def footage_kind(item: str, manifest: dict[str, dict]) -> str:
         side = 0
     if photo:
         return "photo-low-res" if 0 < side < 300 else "photo"
-    if 0 < side < 320:
-        return "video-low-res"
-    return "video-256-crop" if side == 256 else "video"
+    if side == 256:  # VoxCeleb/HDTF/MEAD-style face crops
+        return "video-256-crop"
+    return "video-low-res" if 0 < side < 320 else "video"
 
 
 def corpus_manifest() -> dict[str, dict]:
