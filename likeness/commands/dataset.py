@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
-from likeness.datasets.pack import DEFAULT_CRF, DEFAULT_EVERY
+from likeness.config import default_of
+from likeness.datasets.pack import DEFAULT_CRF, DEFAULT_EVERY, PackConfig
+from likeness.pipelines.configs import FakesConfig
 from likeness.ui import console, err_console, progress_bar, safe
 
 
@@ -28,7 +30,9 @@ def register(app: typer.Typer) -> None:
         crf: int = typer.Option(
             DEFAULT_CRF, min=0, max=51, help="H.264 quality of the clips (lower = larger)."
         ),
-        size: int = typer.Option(256, min=32, max=2048, help="Crop side in pixels."),
+        size: int = typer.Option(
+            default_of(PackConfig, "size"), min=32, max=2048, help="Crop side in pixels."
+        ),
         max_frames_per_clip: int | None = typer.Option(
             None, min=1, help="Keep at most this many frames of each video."
         ),
@@ -87,7 +91,9 @@ def register(app: typer.Typer) -> None:
             "default: the shipped generator.",
         ),
         every: int = typer.Option(
-            6, min=1, help="Use every N-th pack frame of each clip (packs keep every 2nd)."
+            default_of(FakesConfig, "every"),
+            min=1,
+            help="Use every N-th pack frame of each clip (packs keep every 2nd).",
         ),
         max_frames_per_clip: int | None = typer.Option(
             None, min=1, help="Use at most this many frames of each clip."
@@ -104,8 +110,15 @@ def register(app: typer.Typer) -> None:
             help="Pure fake family to make: sbi, swap, lipsync or lowres (repeatable; "
             "default all four).",
         ),
-        quality: int = typer.Option(95, min=50, max=100, help="JPEG quality of stored crops."),
-        seed: int = typer.Option(0, help="Seed for every random choice."),
+        quality: int = typer.Option(
+            default_of(FakesConfig, "quality"),
+            min=50,
+            max=100,
+            help="JPEG quality of stored crops.",
+        ),
+        seed: int = typer.Option(
+            default_of(FakesConfig, "seed"), help="Seed for every random choice."
+        ),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         force: bool = typer.Option(False, "--force", help="Replace an existing folder."),
     ) -> None:
@@ -121,7 +134,7 @@ def register(app: typer.Typer) -> None:
         """
         from likeness.config import choose_device
         from likeness.datasets.pack_format import SPLITS
-        from likeness.pipelines.fakes import PURE_FAMILIES, FakesConfig, make_fakes
+        from likeness.pipelines.fakes import PURE_FAMILIES, make_fakes
 
         config = FakesConfig(
             every=every,

@@ -1,7 +1,7 @@
-"""The options of the pipeline jobs, as dataclasses: `AnimateConfig` (`likeness animate`)
-and `ScanConfig` (`likeness scan`). The CLI builds its flags' defaults from these fields
-(`likeness.config.default_of`), so this module imports nothing heavy: the CLI loads it
-to draw its help."""
+"""The options of the pipeline jobs, as dataclasses: `AnimateConfig` (`likeness animate`),
+`ScanConfig` (`likeness scan`) and `FakesConfig` (`likeness dataset fakes`). The CLI
+builds its flags' defaults from these fields (`likeness.config.default_of`), so this
+module imports nothing heavy: the CLI loads it to draw its help."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from likeness.datasets.pack_format import SPLITS
 from likeness.errors import InputError
 
 KEYPOINT_SOURCES = ("mesh", "learned")
 DEFAULT_FPS = 25.0  # scripted motion, when --fps is not given
+# The fake families made without a model (datasets.families), in the fakes' turn order.
+PURE_FAMILIES = ("sbi", "swap", "lipsync", "lowres")
 
 
 @dataclass(frozen=True)
@@ -80,3 +83,37 @@ class ScanConfig:
             raise InputError(f"--max-frames must be 1 or more, got {self.max_frames}")
         if not 1 <= self.max_faces <= 32:
             raise InputError(f"--max-faces must be 1-32, got {self.max_faces}")
+
+
+@dataclass(frozen=True)
+class FakesConfig:
+    every: int = 6  # pack frames between sampled frames (packs keep every 2nd video frame)
+    max_frames_per_clip: int | None = None  # sampled frames per clip, at most
+    splits: tuple[str, ...] = SPLITS
+    weights: tuple[Path, ...] = ()  # generator folders; empty: the shipped model
+    generator: bool = True  # False: real crops and the pure families only
+    families: tuple[str, ...] = PURE_FAMILIES  # pure families (datasets.families)
+    quality: int = 95  # JPEG quality of the stored crops
+    h264_share: float = 0.6  # videos round-tripped through H.264 (the rest through JPEG)
+    crf: tuple[int, int] = (18, 32)
+    jpeg: tuple[int, int] = (60, 95)
+    seed: int = 0
+    device: str = "cpu"
+    batch_size: int = 8
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        if self.every < 1:
+            raise InputError(f"--every must be 1 or more, got {self.every}")
+        if self.max_frames_per_clip is not None and self.max_frames_per_clip < 1:
+            raise InputError("--max-frames-per-clip must be 1 or more")
+        unknown = [s for s in self.splits if s not in SPLITS]
+        if unknown or not self.splits:
+            raise InputError(f"unknown split(s) {unknown}: use {', '.join(SPLITS)}")
+        unknown = [f for f in self.families if f not in PURE_FAMILIES]
+        if unknown:
+            raise InputError(f"unknown fake family {unknown}: use {', '.join(PURE_FAMILIES)}")
+        if not (self.generator or self.families):
+            raise InputError("no fake family left: keep the generator or a pure family")
+        if not 50 <= self.quality <= 100:
+            raise InputError(f"--quality must be 50-100, got {self.quality}")
