@@ -158,6 +158,10 @@ class Finding:
 
     def text(self) -> str:
         what = _TEXT.get(self.finding, self.finding)
+        if self.severity == "informational":
+            # c2pa reports it without failing the manifest (our own MP4s carry
+            # bmffHash.additionalExclusionsPresent): a note, not a broken rule.
+            what = f"note from c2pa: {self.explanation or self.code}"
         if self.finding == ASSERTION_EDITED and "c2pa.assertions/" in self.url:
             what += f" ({self.url.rsplit('c2pa.assertions/', 1)[-1]})"
         if self.ingredient is None:
