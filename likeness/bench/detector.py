@@ -346,7 +346,7 @@ def run(
             t0 = time.perf_counter()
             probs = model.probabilities(_images(data, samples, condition))
             score_s = time.perf_counter() - t0
-            _, v_scores, v_labels, v_families = _video_scores(samples, probs, decision.pooling)
+            names, v_scores, v_labels, v_families = _video_scores(samples, probs, decision.pooling)
             frame = {g: _group_metrics(labels, probs, families, fam, decision.threshold)
                      for g, fam in GROUPS.items()}  # fmt: skip
             video = {g: _group_metrics(v_labels, v_scores, v_families, fam, decision.threshold)
@@ -360,7 +360,6 @@ def run(
                 "crops_per_second": round(len(samples) / score_s, 1),
             }
             if condition == "stored":
-                names, _, _, _ = _video_scores(samples, probs, decision.pooling)
                 results["real_fpr_by_kind"] = real_fpr_by_kind(
                     samples, names, v_scores, v_labels, decision.threshold
                 )
