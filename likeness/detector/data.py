@@ -143,7 +143,11 @@ class BatchSampler:
         work is thrown away by the final resize), its mask, and its landmark rows."""
         rgb = self.data.read(sample)
         key = self.data.key_landmarks(sample)
-        mask = self.data.mask(sample) if with_mask else None
+        mask = None
+        if with_mask:
+            # A real crop changed nowhere: zeros of its size, without decoding it again.
+            real = sample.label == 0 and not sample.mask
+            mask = np.zeros(rgb.shape[:2], np.float32) if real else self.data.mask(sample)
         work = min(rgb.shape[0], 2 * self.config.input_size)
         if work < rgb.shape[0]:
             if key is not None:
