@@ -10,7 +10,7 @@ OUT ?= out
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,ray,serve]'
 	touch $(STAMP)
 
 models: $(STAMP)
