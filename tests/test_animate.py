@@ -203,7 +203,7 @@ def test_two_people_photo_from_the_corpus(corpus, keys, tiny_weights, tmp_path):
     assert any("2 faces" in note and "largest" in note for note in job.notes)
 
 
-def test_faceless_driving_frames_hold_the_motion(
+def test_faceless_driving_frames_ease_to_neutral(
     capsys, keys, tiny_weights, photo, astronaut, inputs, outdir
 ):
     face = cv2.resize(astronaut, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
@@ -216,21 +216,10 @@ def test_faceless_driving_frames_hold_the_motion(
         capsys, "animate", photo, gappy, "-o", out, "--weights", tiny_weights
     )
     assert code == 0, err
-    assert "5 of 12 driving frames had no face; held the last motion" in stdout
+    assert "5 of 12 driving frames had no face; eased back to neutral" in stdout
     from likeness.media import probe
 
     assert probe(out).frames == 12
-
-
-def test_faceless_frames_hold_the_last_motion_and_the_start_waits_for_the_first():
-    from likeness.pipelines.driving import HoldMotion
-
-    hold = HoldMotion()
-    one, two = np.full((3, 3), 1.0), np.full((3, 3), 2.0)
-    assert hold([None, None]) == [] and hold.pending == 2
-    ready = hold([one, None, two, None])
-    assert [float(k[0, 0]) for k in ready] == [1, 1, 1, 1, 2, 2]
-    assert (hold.missing, hold.seen, hold.pending) == (4, 6, 0)
 
 
 def test_a_driving_video_without_any_face_is_refused(face_stack):

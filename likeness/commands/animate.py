@@ -88,6 +88,12 @@ def register(app: typer.Typer) -> None:
         face: int = typer.Option(
             _default("face"), "--face", help="Which face of the photo to animate, 0 = the largest."
         ),
+        driver_face: int = typer.Option(
+            _default("driver_face"),
+            "--driver-face",
+            help="Which face of the driving video drives, 0 = the largest, picked again "
+            "at each shot cut and followed within a shot.",
+        ),
     ) -> None:
         """Animate a portrait photo with a driving video or scripted motion.
 
@@ -118,6 +124,7 @@ def register(app: typer.Typer) -> None:
             batch_size=batch_size,
             max_frames=max_frames,
             face=face,
+            driver_face=driver_face,
             fps=fps,
         )
         job = prepare(photo, output, driving, config, motion)

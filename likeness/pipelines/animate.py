@@ -48,7 +48,7 @@ class AnimateResult:
     output: Path
     frames: int
     fps: float
-    faces_missing: int  # driving frames without a face (their motion was held)
+    faces_missing: int  # driving frames without a face (eased to neutral)
     driving_frames: int  # 0 for scripted motion
     sign: SignResult
     seconds: float  # end to end: loading the model and faces included
@@ -254,10 +254,8 @@ class Animation:
                     advance(len(part))
         notes = list(self.notes)
         missing = tracker.missing if tracker is not None else 0
-        if missing:
-            notes.append(
-                f"{missing} of {tracker.seen} driving frames had no face; held the last motion"
-            )
+        if tracker is not None:
+            notes += tracker.notes()  # faceless frames (eased to neutral), shot cuts
         assert writer.result is not None
         return AnimateResult(
             output=self.out,

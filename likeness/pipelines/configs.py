@@ -35,6 +35,7 @@ class AnimateConfig:
     batch_size: int = 8
     max_frames: int | None = None
     face: int = 0  # which face of the photo, largest first
+    driver_face: int = 0  # which face of the driving video, largest first at each shot
     fps: float | None = None  # scripted motion only (default 25)
 
     def __post_init__(self) -> None:
@@ -56,6 +57,8 @@ class AnimateConfig:
             raise InputError(f"--max-frames must be 1 or more, got {self.max_frames}")
         if self.face < 0:
             raise InputError(f"--face must be 0 or more, got {self.face}")
+        if self.driver_face < 0:
+            raise InputError(f"--driver-face must be 0 or more, got {self.driver_face}")
         if self.fps is not None and not (math.isfinite(self.fps) and 1 <= self.fps <= 120):
             raise InputError(f"--fps must be between 1 and 120, got {self.fps}")
 

@@ -1,12 +1,22 @@
-"""Driving video -> keypoints per frame, in the crop of its first frame with a face.
+"""Driving video -> keypoints per frame, one continuous motion across shots.
 
-The face tracker follows the driver; the first frame is measured until its mesh
-settles; frames without a face hold the last motion; a One Euro filter smooths the
-keypoints (mesh or learned alike).
+Each driving frame goes through the shot-cut detector (`shots.ShotCuts`), the face
+tracker (reset at a cut, so the new shot's faces are detected afresh) and the driver
+picker (`driver_face.DriverPicker`: the largest face, or `--driver-face N`, followed
+by position). A shot's first frame with the driver is its reference: measured until
+its mesh settles, its crop is the one the shot's keypoints are expressed in (so head
+translation and roll relative to it carry over), and the shot's motion relative to
+it is mapped onto the first shot's reference (`motion.MotionTransfer`), so the
+keypoints this module returns read as one driver whose first frame is the whole
+video's reference; the animate pipeline's transfer works on them unchanged.
+`continuity.EaseToNeutral` then removes every jump: a new shot starts where the last
+one ended and eases into its own motion; frames without a face ease back to neutral.
+A One Euro filter (restarted with each shot) smooths the keypoints.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,6 +34,10 @@ from likeness.faces import (
 from likeness.faces.geometry import affine_scale, invert_affine
 from likeness.faces.smooth import OneEuroFilter
 from likeness.generator import keypoints as kpt
+from likeness.generator.motion import MotionTransfer, TransferConfig
+from likeness.pipelines.continuity import EASE_SECONDS, EaseToNeutral
+from likeness.pipelines.driver_face import DriverPicker, same_face
+from likeness.pipelines.shots import CutConfig, ShotCuts
 
 if TYPE_CHECKING:
     from likeness.generator.model import GeneratorModel
@@ -33,47 +47,33 @@ if TYPE_CHECKING:
 SETTLE_ROUNDS, SETTLE_PIXELS = 8, 0.25  # see DrivingKeypoints._settle
 
 
-class HoldMotion:
-    """One keypoint set per frame whether or not it had a face: a faceless frame holds
-    the last good keypoints, and frames before the first face wait for it and take
-    its keypoints (the output keeps one frame per driving frame)."""
+@dataclass
+class _Seen:
+    """One driving frame after tracking: its face (or None) and the shot's crop."""
 
-    def __init__(self) -> None:
-        self.last: np.ndarray | None = None
-        self.pending = 0  # frames before the first face
-        self.missing = 0
-        self.seen = 0
-
-    def __call__(self, measured: list[np.ndarray | None]) -> list[np.ndarray]:
-        """Keypoints or None per frame -> the keypoints ready so far, in order."""
-        out: list[np.ndarray] = []
-        for kp in measured:
-            self.seen += 1
-            if kp is None:
-                self.missing += 1
-                if self.last is None:
-                    self.pending += 1
-                    continue
-                kp = self.last
-            elif self.last is None:
-                out += [kp] * self.pending
-                self.pending = 0
-            self.last = kp
-            out.append(kp)
-        return out
+    frame: Frame
+    face: Face | None
+    anchor: bool  # the first frame of a new reference
+    matrix0: np.ndarray | None  # frame -> the shot's reference crop
+    after_gap: bool  # the first face after faceless frames
 
 
 class DrivingKeypoints:
-    """Driving frames -> keypoints (K, 3), one per frame, in the crop of the first frame
-    that has a face (so head translation and roll relative to it carry over), held
-    through faceless frames (`HoldMotion`) and smoothed over time. `feed()` returns
-    what is ready, in order; `finish()` raises NoFaceError when no frame had a face.
+    """Driving frames -> keypoints (K, 3), one per frame, as one driver in the crop of
+    the first frame with a face: shots re-anchored at their cuts, faceless frames eased
+    to neutral, smoothed over time. `feed()` returns what is ready, in order;
+    `finish()` raises NoFaceError when no frame had a face; `notes()` says what was
+    done about lost faces and cuts.
     """
 
     def __init__(
-        self, stack: FaceStack, model: GeneratorModel, config: AnimateConfig, fps: float
+        self,
+        stack: FaceStack,
+        model: GeneratorModel,
+        config: AnimateConfig,
+        fps: float,
+        cuts: CutConfig | None = None,
     ) -> None:
-
         # Smoothing happens once, on the keypoints (below), for mesh and learned alike.
         self.tracker = FaceTracker(stack, TrackerConfig(smooth=False))
         self.model = model
@@ -82,75 +82,154 @@ class DrivingKeypoints:
         # Driving crops keep the training framing whatever --crop-scale says about the
         # source: the motion extractor saw only that framing.
         self.align = AlignConfig(size=self.size)
-        self.filter = OneEuroFilter() if config.smooth else None
+        self.smooth = config.smooth
         self.fps = fps
-        self.hold = HoldMotion()
-        self.matrix0: np.ndarray | None = None
+        self.driver_face = getattr(config, "driver_face", 0)
+        self.cuts = ShotCuts(cuts)
+        self.picker = DriverPicker(self.driver_face)
+        self.ease = EaseToNeutral(fps)
+        # Shots are mapped onto the first one with the video's own relative/absolute
+        # choice; region and multiplier apply later, once, in the animate transfer.
+        self.shot_transfer = TransferConfig(relative=config.relative)
+        self.filter: OneEuroFilter | None = None
+        self.matrix0: np.ndarray | None = None  # the current shot's reference crop
+        self.reference: np.ndarray | None = None  # the first shot's first keypoints
+        self.to_first: MotionTransfer | None = None  # this shot -> the first shot
+        self.anchors = 0
         self.emitted = 0
-        self._settled = False
+        self._gap = False
         self._scale: float | None = None  # interocular distance in crop units
 
     @property
     def missing(self) -> int:
-        return self.hold.missing
+        return self.ease.missing
 
     @property
     def seen(self) -> int:
-        return self.hold.seen
+        return self.ease.seen
+
+    @property
+    def reanchored(self) -> int:
+        """Shots after the first that started a new reference (cuts, jumps)."""
+        return max(self.anchors - 1, 0)
 
     def feed(self, frames: list[Frame]) -> list[np.ndarray]:
-        faces = [self._face(f) for f in frames]
-        ready = self.hold(self._measure(frames, faces))
-        return [self._smooth(kp) for kp in ready]
+        seen = [self._track(f) for f in frames]
+        measured = self._measure(seen)
+        items = [
+            None if kp is None else self._continuous(s, kp)
+            for s, kp in zip(seen, measured, strict=True)
+        ]
+        return self.ease(items)
 
     def finish(self, name: str) -> None:
-        if self.hold.last is None:
-            raise NoFaceError(f"no face found in any of the {self.seen} frames of {name}")
+        if self.ease.neutral is None:
+            which = f"face {self.driver_face} (--driver-face)" if self.driver_face else "face"
+            raise NoFaceError(f"no {which} found in any of the {self.seen} frames of {name}")
 
-    def _face(self, frame: Frame) -> Face | None:
+    def notes(self) -> list[str]:
+        """What the user should know about the driving video's faces and shots."""
+        out = []
+        if self.missing:
+            out.append(
+                f"{self.missing} of {self.seen} driving frames had no face; eased back to "
+                f"neutral over {EASE_SECONDS:g} s"
+            )
+        if self.reanchored:
+            out.append(
+                f"{self.reanchored} shot cut(s) in the driving video; the motion re-anchored "
+                "at each (no jump in the output)"
+            )
+        return out
+
+    # ------------------------------------------------------------ per frame
+
+    def _track(self, frame: Frame) -> _Seen:
+        cut = self.cuts(frame.image)
+        if cut:
+            # The old shot's tracks would cling to whatever sits where the face was.
+            self.tracker.tracks = []
         faces = self.tracker.update(frame.image, frame.time)
-        if faces and not self._settled:
-            faces = self._settle(frame, faces)
-            self._settled = True
-        return faces[0] if faces else None
+        pick = self.picker(faces, new_shot=cut)
+        face = pick.face
+        if face is None:
+            self._gap = self.matrix0 is not None or self._gap
+            return _Seen(frame, None, False, None, False)
+        if pick.anchor:
+            face = self._settle(frame, face)
+            self.picker.box = face.box
+            self.matrix0 = align_face(frame.image, face, self.align).matrix
+            self.anchors += 1
+        after_gap, self._gap = self._gap, False
+        return _Seen(frame, face, pick.anchor, self.matrix0, after_gap)
 
-    def _settle(self, frame: Frame, faces: list[Face]) -> list[Face]:
+    def _settle(self, frame: Frame, face: Face) -> Face:
         """Measure the reference frame as every later frame is measured. The tracker
         places its first mesh from the detector's box and later ones from the previous
         mesh, and the mesh depends on its box: on a still video frame 1 lands up to 5 px
         (256 px crop) from frame 0, which relative motion would play as a movement. So
         the first frame is re-run until its mesh stops moving."""
-        return settle(self.tracker, frame.image, frame.time, faces)
+        return settle_face(self.tracker, frame.image, frame.time, face)
 
-    def _measure(self, frames: list[Frame], faces: list[Face | None]) -> list[np.ndarray | None]:
-
-        found = [i for i, face in enumerate(faces) if face is not None]
-        kps: list[np.ndarray | None] = [None] * len(frames)
+    def _measure(self, seen: list[_Seen]) -> list[np.ndarray | None]:
+        kps: list[np.ndarray | None] = [None] * len(seen)
+        found = [i for i, s in enumerate(seen) if s.face is not None]
         if not found:
             return kps
-        if self.matrix0 is None:
-            first = found[0]
-            self.matrix0 = align_face(frames[first].image, faces[first], self.align).matrix
         if not self.learned:
             for i in found:
-                face = faces[i]
-                kps[i] = kpt.from_face(face.landmarks, face.irises, self.matrix0, self.size)
+                face = seen[i].face
+                kps[i] = kpt.from_face(face.landmarks, face.irises, seen[i].matrix0, self.size)
             return kps
-        crops = [align_face(frames[i].image, faces[i], self.align) for i in found]
+        crops = [align_face(seen[i].frame.image, seen[i].face, self.align) for i in found]
         learned = self.model.extract_motion(np.stack([c.image for c in crops]))
         for i, crop, kp in zip(found, crops, learned, strict=True):
-            kps[i] = to_crop0(kp, crop, self.matrix0, self.size)
+            kps[i] = to_crop0(kp, crop, seen[i].matrix0, self.size)
         return kps
 
-    def _smooth(self, kp: np.ndarray) -> np.ndarray:
-        t = self.emitted / self.fps
-        self.emitted += 1
+    def _continuous(self, s: _Seen, kp: np.ndarray) -> tuple[np.ndarray, bool]:
+        """The shot's keypoints -> smoothed, in the first shot's terms, and whether the
+        ease should carry the last played set into them."""
+        if s.anchor or s.after_gap:
+            # A new shot (or a face back after a gap) must not be smoothed towards the
+            # old one: the ease joins them instead.
+            self.filter = OneEuroFilter() if self.smooth else None
+        kp = self._smooth(kp, s.frame.time)
+        if s.anchor:
+            if self.reference is None:
+                self.reference = kp
+            else:
+                self.to_first = MotionTransfer(self.reference, kp, self.shot_transfer)
+        if self.to_first is not None:
+            kp = self.to_first(kp)
+        return kp, s.anchor
+
+    def _smooth(self, kp: np.ndarray, t: float) -> np.ndarray:
         if self.filter is None:
             return kp
         if self._scale is None:
             # The filter's speed is in face sizes per second, as the face tracker's.
             self._scale = _interocular(kp)
         return self.filter(kp, t, scale=self._scale).astype(np.float32)
+
+
+def settle_face(tracker: FaceTracker, rgb: np.ndarray, t: float, face: Face) -> Face:
+    """`settle` for one chosen face among several: each round follows the face nearest
+    the last one (the tracker keeps its order, but a face may come or go)."""
+    for _ in range(SETTLE_ROUNDS):
+        again = [f for f in tracker.update(rgb, t) if same_face(face.box, f.box)]
+        if not again:
+            break
+        before, face = face.landmarks, min(again, key=lambda f: _box_distance(face, f))
+        if np.abs(face.landmarks[:, :2] - before[:, :2]).max() < SETTLE_PIXELS:
+            break
+    return face
+
+
+def _box_distance(a: Face, b: Face) -> float:
+    ca = (a.box[:2] + a.box[2:]) / 2
+    cb = (b.box[:2] + b.box[2:]) / 2
+    return float(np.linalg.norm(ca - cb))
 
 
 def settle(
