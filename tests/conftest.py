@@ -89,3 +89,47 @@ def root_pem(keys, tmp_path: Path) -> Path:
     from likeness.provenance import keys as keys_mod
 
     return keys_mod.export_trust(tmp_path / "root.pem")
+
+
+# ---------------------------------------------------------------- scan JSONL vs schema
+
+_SCAN_LINE_PROBLEMS: list[str] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _scan_lines_checked_against_the_schema():
+    """Every JSONL a scan writes in this process during the suite (the CLI's `--json`,
+    `run_scan`, the Ray backend) is validated against the shipped JSON Schema
+    (likeness/schemas/scan-record.schema.json) as it is written: the schema must hold
+    every line the suite makes, not only a sample. Costs about 1 ms a write."""
+    try:
+        import jsonschema
+    except ImportError:  # `make test` installs it (the test extra)
+        yield
+        return
+    import json
+
+    from likeness.api import schema_path
+    from likeness.pipelines import scan_runner
+
+    validator = jsonschema.Draft202012Validator(json.loads(schema_path().read_text()))
+    original = scan_runner.write_jsonl
+
+    def checked(path, records):
+        original(path, records)
+        for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+            for err in validator.iter_errors(json.loads(line)):
+                _SCAN_LINE_PROBLEMS.append(f"{path} line {n}: {err.json_path}: {err.message}")
+
+    scan_runner.write_jsonl = checked
+    yield
+    scan_runner.write_jsonl = original
+
+
+@pytest.fixture(autouse=True)
+def _scan_lines_follow_the_schema(_scan_lines_checked_against_the_schema):
+    yield
+    if _SCAN_LINE_PROBLEMS:
+        problems = _SCAN_LINE_PROBLEMS[:5]
+        _SCAN_LINE_PROBLEMS.clear()
+        pytest.fail("scan JSONL lines against the JSON Schema:\n" + "\n".join(problems))

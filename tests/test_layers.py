@@ -23,6 +23,7 @@ LAYERS = {
     "cli": 1,
     "commands": 1,
     "bench": 1,
+    "api": 1,  # the typed library surface: likeness.scan / verify / animate
     "pipelines": 2,
     "generator": 3,
     "detector": 3,
@@ -40,6 +41,7 @@ LAYERS = {
     "tensors": 6,
     "training": 6,
     "weights_io": 6,
+    "typeschema": 6,
     "": 6,  # the package root: __version__
 }
 

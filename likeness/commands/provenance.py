@@ -168,8 +168,10 @@ def register(app: typer.Typer) -> None:
         load_trust(trust)  # a bad trust file is bad input before any work is done
         verdicts = [verify_file(f, trust) for f in files]
         if as_json:
-            for verdict in verdicts:
-                typer.echo(json.dumps(verdict.to_dict()))
+            from likeness.provenance.verification import Verification
+
+            for verdict in verdicts:  # the shape likeness.verify() returns (one schema)
+                typer.echo(json.dumps(Verification.from_verdict(verdict).to_dict()))
         else:
             for verdict in verdicts:
                 _render(verdict)

@@ -14,11 +14,12 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from likeness import __version__
 from likeness.errors import InputError
 from likeness.jsonio import json_safe
+from likeness.provenance.verification import FindingInfo, ManifestState
 
 SCHEMA = "likeness-scan/1"
 
@@ -141,14 +142,19 @@ class ProvenanceFindings:
     `manifest_summary`, `watermark` and `store_record` are verify's own dicts, kept as
     they are; findings beyond these fields (a newer verify) are carried in `extra`."""
 
-    manifest: str  # "trusted" | "valid-untrusted" | "tampered" | "no-manifest" | ...
+    manifest: ManifestState
     verified: bool
     reasons: list[str] = field(default_factory=list)
     manifest_summary: dict | None = None  # "from_store": True when the store's manifest
     watermark: dict | None = None  # None: not checked
-    store_match: str | None = None  # None | "payload" | "sha256"
+    store_match: Literal["payload", "sha256"] | None = None
     store_record: dict | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # keys scan.provenance_dict writes that older lines lack: optional in the JSON Schema
+    json_optional: ClassVar[dict[str, object]] = {
+        "validation_state": str | None,
+        "findings": list[FindingInfo],
+    }
 
     @property
     def watermark_found(self) -> bool:
@@ -182,11 +188,11 @@ class ScanRecord:
 
     path: str
     name: str
-    schema: str = SCHEMA
-    status: str = "ok"  # "ok" | "error"
+    schema: Literal["likeness-scan/1"] = SCHEMA
+    status: Literal["ok", "error"] = "ok"
     error: ScanError | None = None
     sha256: str | None = None
-    kind: str | None = None  # "video" | "image"
+    kind: Literal["video", "image"] | None = None
     width: int | None = None
     height: int | None = None
     fps: float | None = None
@@ -198,7 +204,7 @@ class ScanRecord:
     frames: list[FrameResult] = field(default_factory=list)
     video_score: float | None = None
     threshold: float | None = None
-    verdict: str | None = None  # "manipulated" | "likely-real" | "no-face" | "error"
+    verdict: Literal["manipulated", "likely-real", "no-face", "error"] | None = None
     top_frames: list[TopFrame] = field(default_factory=list)
     provenance: ProvenanceFindings | None = None
     provenance_error: str | None = None
@@ -251,6 +257,10 @@ class ScanRecord:
         values.setdefault("name", None)
         extra = {k: v for k, v in data.items() if k not in _FIELD_SET}
         return cls(**values, extra=extra)
+
+
+# The library's name for a scan's result (likeness.scan returns one): the same class.
+ScanResult = ScanRecord
 
 
 def _plain(value):
