@@ -3,7 +3,8 @@
 Each driving frame goes through the shot-cut detector (`shots.ShotCuts`), the face
 tracker (reset at a cut, so the new shot's faces are detected afresh) and the driver
 picker (`driver_face.DriverPicker`: the largest face, or `--driver-face N`, followed
-by position). A shot's first frame with the driver is its reference: measured until
+by position; faces down to about 40 px through `small_faces.TiledStack`). A shot's
+first frame with the driver is its reference: measured until
 its mesh settles, its crop is the one the shot's keypoints are expressed in (so head
 translation and roll relative to it carry over), and the shot's motion relative to
 it is mapped onto the first shot's reference (`motion.MotionTransfer`), so the
@@ -38,6 +39,7 @@ from likeness.generator.motion import MotionTransfer, TransferConfig
 from likeness.pipelines.continuity import EASE_SECONDS, EaseToNeutral
 from likeness.pipelines.driver_face import DriverPicker, same_face
 from likeness.pipelines.shots import CutConfig, ShotCuts
+from likeness.pipelines.small_faces import TiledStack
 
 if TYPE_CHECKING:
     from likeness.generator.model import GeneratorModel
@@ -75,7 +77,8 @@ class DrivingKeypoints:
         cuts: CutConfig | None = None,
     ) -> None:
         # Smoothing happens once, on the keypoints (below), for mesh and learned alike.
-        self.tracker = FaceTracker(stack, TrackerConfig(smooth=False))
+        # Tiles find faces down to about 40 px in large frames (small_faces).
+        self.tracker = FaceTracker(TiledStack(stack), TrackerConfig(smooth=False))
         self.model = model
         self.learned = config.keypoints == "learned"
         self.size = model.config.output_size
