@@ -1,4 +1,4 @@
-"""`likeness animate`: a portrait photo driven by a video or by scripted motion."""
+"""`likeness animate`: a portrait photo (or a video) driven by a video or by scripted motion."""
 
 from __future__ import annotations
 
@@ -18,7 +18,11 @@ def _default(name: str):
 def register(app: typer.Typer) -> None:
     @app.command("animate")
     def animate_command(
-        photo: Path = typer.Argument(..., help="The portrait to animate (JPEG, PNG, WebP)."),
+        photo: Path = typer.Argument(
+            ...,
+            help="The portrait to animate (JPEG, PNG, WebP), or a video: its own motion "
+            "is kept and the driver's expression goes on top.",
+        ),
         driving: Path | None = typer.Argument(
             None, help="A video whose head motion, expression, gaze and blinks to follow."
         ),
@@ -85,8 +89,52 @@ def register(app: typer.Typer) -> None:
         max_frames: int | None = typer.Option(
             _default("max_frames"), "--max-frames", help="Stop after this many frames."
         ),
-        face: int = typer.Option(
-            _default("face"), "--face", help="Which face of the photo to animate, 0 = the largest."
+        face: str = typer.Option(
+            str(_default("face")),
+            "--face",
+            help="Which face of the photo (or source video) to animate, 0 = the largest, or all.",
+        ),
+        drive: list[str] = typer.Option(
+            [],
+            "--drive",
+            help="FACE=CLIP: drive that face with its own clip (repeat for more faces), "
+            "e.g. --drive 0=a.mp4 --drive 1=b.mp4.",
+        ),
+        transfer_pose: bool = typer.Option(
+            _default("transfer_pose"),
+            "--transfer-pose",
+            help="Video source: the driver's head pose on top of the source's, not only "
+            "its expression.",
+        ),
+        source_audio: bool = typer.Option(
+            _default("source_audio"),
+            "--source-audio",
+            help="Video source: keep its own audio instead of the driver's.",
+        ),
+        loop: bool = typer.Option(
+            _default("loop"),
+            "--loop",
+            help="Last as long as the longer input, the shorter one starting over "
+            "(default: as long as the shorter).",
+        ),
+        label: bool = typer.Option(
+            _default("label"),
+            "--label",
+            help="Burn a visible 'AI-generated' mark into every frame (the manifest records it).",
+        ),
+        label_text: str = typer.Option(
+            _default("label_text"), "--label-text", help="The label's words (plain ASCII)."
+        ),
+        label_position: str = typer.Option(
+            _default("label_position"),
+            "--label-position",
+            help="bottom-right, bottom-left, top-right or top-left.",
+        ),
+        preview: Path | None = typer.Option(
+            _default("preview"),
+            "--preview",
+            help="Also write a side-by-side (driver | output) MP4 here, marked and signed "
+            "like the output.",
         ),
         driver_face: int = typer.Option(
             _default("driver_face"),
@@ -107,8 +155,13 @@ def register(app: typer.Typer) -> None:
         - `likeness animate photo.jpg driving.mp4 -o out.mp4 --region lips --no-audio`
         - `likeness animate photo.jpg --motion nod,blink,smile -o out.mp4`
         - `likeness animate photo.jpg driving.mp4 -o crop.mp4 --crop-only --device cuda`
+        - `likeness animate source.mp4 driving.mp4 -o out.mp4 --transfer-pose --source-audio`
+        - `likeness animate two.jpg driving.mp4 -o out.mp4 --face all`
+        - `likeness animate two.jpg -o out.mp4 --drive 0=a.mp4 --drive 1=b.mp4`
+        - `likeness animate photo.jpg driving.mp4 -o out.mp4 --label --preview side.mp4`
         """
         from likeness.pipelines.animate import prepare
+        from likeness.pipelines.faces_plan import parse_drive, parse_face
 
         config = AnimateConfig(
             relative=not absolute,
@@ -123,7 +176,15 @@ def register(app: typer.Typer) -> None:
             weights=weights,
             batch_size=batch_size,
             max_frames=max_frames,
-            face=face,
+            face=parse_face(face),
+            drive=parse_drive(drive),
+            transfer_pose=transfer_pose,
+            source_audio=source_audio,
+            loop=loop,
+            label=label,
+            label_text=label_text,
+            label_position=label_position,
+            preview=preview,
             driver_face=driver_face,
             fps=fps,
         )
@@ -134,6 +195,8 @@ def register(app: typer.Typer) -> None:
         for note in result.notes[len(job.notes) :]:
             console.print(safe(note))
         sign = result.sign
+        if result.preview is not None:
+            console.print(f"wrote {safe(result.preview.target)}: driver | output, signed")
         content = getattr(sign.payload, "content_id", None)
         console.print(
             f"wrote {safe(result.output)}: {result.frames} frames at {result.fps:g} fps "

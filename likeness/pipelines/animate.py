@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from likeness.faces import AlignedCrop, Face, FaceStack
     from likeness.generator.model import GeneratorModel
     from likeness.media import MediaInfo
+    from likeness.pipelines.scene import Scene
     from likeness.provenance.mark import MarkedVideoWriter, SignResult
 
 
@@ -53,6 +54,7 @@ class AnimateResult:
     sign: SignResult
     seconds: float  # end to end: loading the model and faces included
     notes: tuple[str, ...] = ()
+    preview: SignResult | None = None  # the side-by-side preview, when one was asked for
 
     @property
     def frames_per_second(self) -> float:
@@ -108,13 +110,16 @@ def prepare(
     driving: Path | None = None,
     config: AnimateConfig = AnimateConfig(),
     motion: str | None = None,
-) -> Animation:
+) -> Animation | Scene:
     """Check everything and load what is needed; nothing is written yet.
 
-    Args: as `animate`.
+    Args: as `animate`. `photo` may be a video (the source's own motion is kept and
+    the driver's expression goes on top); several faces (`config.face="all"`,
+    `config.drive`) and `config.preview` go through `scene.Scene` too.
 
     Returns:
-        the prepared `Animation` (`total` frames, `notes` to show); `run()` writes it.
+        the prepared `Animation` or `Scene` (`total` frames, `notes` to show); `run()`
+        writes it.
 
     Raises:
         as `animate`, before any frame is made.
@@ -126,6 +131,10 @@ def prepare(
 
     started = time.perf_counter()
     photo, out = Path(photo), Path(out)
+    if needs_scene(photo, config):
+        from likeness.pipelines.scene import prepare_scene
+
+        return prepare_scene(photo, out, driving, config, motion, started)
     names = _check_mode(driving, config, motion)
     image = read_image(photo)
     info = require_video(driving) if driving is not None else None
@@ -148,6 +157,16 @@ def prepare(
     return Animation(
         photo, out, info, config, model, stack, source, writer, fps, total, plan, started
     )
+
+
+def needs_scene(source: Path, config: AnimateConfig) -> bool:
+    """A video source, several faces or a preview: the per-frame scene path. One face of
+    a photo keeps the batched path below."""
+    from likeness.pipelines.scene import is_video_source
+
+    if config.face == "all" or config.drive or config.preview is not None:
+        return True
+    return is_video_source(source)
 
 
 def _check_mode(driving: Path | None, config: AnimateConfig, motion: str | None) -> tuple[str, ...]:
@@ -195,6 +214,7 @@ def _writer(
         out,
         fps,
         ingredients=[photo, *([driving] if driving is not None else [])],
+        visible_label=_label_record(config),
         audio_from=audio,
         model_name=model.config.name,
         model_hash=model.weights_hash,
@@ -245,12 +265,13 @@ class Animation:
         else:
             targets = self._scripted_targets()
         compose = Composer(self.source, self.config.paste_back)
+        label = _labeller(self.config)
         with self.writer as writer:
             for batch in targets:
                 for part in _chunks(batch, self.config.batch_size):
                     rendered = self.model.render(appearance, self.source.keypoints, part)
                     for frame in rendered:
-                        writer.write(compose(frame))
+                        writer.write(label(compose(frame)))
                     advance(len(part))
         notes = list(self.notes)
         missing = tracker.missing if tracker is not None else 0
@@ -288,6 +309,27 @@ class Animation:
         assert self.plan is not None
         kps = scripted.script_keypoints(self.source.keypoints, self.plan, self.model.retarget)
         yield from _chunks(kps[: self.total], self.config.batch_size)
+
+
+# ---------------------------------------------------------------- the visible label
+
+
+def _label_record(config: AnimateConfig) -> dict | None:
+    if not config.label:
+        return None
+    from likeness.media.label import LabelStyle, label_record
+
+    return label_record(LabelStyle(config.label_text, config.label_position))
+
+
+def _labeller(config: AnimateConfig):
+    """frame -> frame with the visible label burnt in (before the watermark goes on)."""
+    if not config.label:
+        return lambda frame: frame
+    from likeness.media.label import LabelStyle, burn_label
+
+    style = LabelStyle(config.label_text, config.label_position)
+    return lambda frame: burn_label(frame, style)
 
 
 # ---------------------------------------------------------------- batching

@@ -34,9 +34,23 @@ class AnimateConfig:
     weights: Path | None = None  # None: the shipped model
     batch_size: int = 8
     max_frames: int | None = None
-    face: int = 0  # which face of the photo, largest first
+    face: int | str = 0  # which face of the photo (or source video), largest first; "all"
     driver_face: int = 0  # which face of the driving video, largest first at each shot
     fps: float | None = None  # scripted motion only (default 25)
+    # Several faces: face index -> its own driving clip (--drive 1=b.mp4), over `driving`.
+    drive: tuple[tuple[int, Path], ...] = ()
+    # A video source: the driver's head pose on top of the source's own (not only its
+    # expression); the source video's audio instead of the driver's; and --loop: the
+    # output lasts as long as the longer input, the shorter one starting over.
+    transfer_pose: bool = False
+    source_audio: bool = False
+    loop: bool = False
+    # A visible disclosure burnt into every frame (likeness.media.label); the manifest
+    # records it. Off in the CLI (--label), on in the web app.
+    label: bool = False
+    label_text: str = "AI-generated"
+    label_position: str = "bottom-right"  # bottom-right | bottom-left | top-right | top-left
+    preview: Path | None = None  # also write a side-by-side (driver | output) video here
 
     def __post_init__(self) -> None:
         from likeness.generator.motion import REGIONS
@@ -55,8 +69,19 @@ class AnimateConfig:
             raise InputError(f"--batch-size must be between 1 and 256, got {self.batch_size}")
         if self.max_frames is not None and self.max_frames < 1:
             raise InputError(f"--max-frames must be 1 or more, got {self.max_frames}")
-        if self.face < 0:
-            raise InputError(f"--face must be 0 or more, got {self.face}")
+        if self.face != "all" and not (
+            isinstance(self.face, int) and not isinstance(self.face, bool) and self.face >= 0
+        ):
+            raise InputError(f"--face must be 0 or more, or all, got {self.face!r}")
+        for index, _clip in self.drive:
+            if not isinstance(index, int) or index < 0:
+                raise InputError(f"--drive needs a face number 0 or more, got {index!r}")
+        if len({index for index, _ in self.drive}) != len(self.drive):
+            raise InputError("--drive names the same face twice")
+        if self.label:
+            from likeness.media.label import check_label
+
+            check_label(self.label_text, self.label_position)
         if self.driver_face < 0:
             raise InputError(f"--driver-face must be 0 or more, got {self.driver_face}")
         if self.fps is not None and not (math.isfinite(self.fps) and 1 <= self.fps <= 120):

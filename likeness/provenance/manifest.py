@@ -39,6 +39,9 @@ SOFT_BINDING_NAME = (
     "maps the payload to this manifest. value: the payload, base64; name ends in it as hex"
 )
 MODEL_PARAM = "com.likeness.model"
+# A visible "AI-generated" label burnt into every frame (text, corner), as a parameter of
+# the c2pa.created action: the pixels say so to people, the manifest says that they do.
+VISIBLE_LABEL_PARAM = "com.likeness.visibleLabel"
 # The ingredient's file hash, in the ingredient assertion's metadata (C2PA ingredients
 # carry no hash of an asset without a manifest of its own).
 INGREDIENT_SHA256 = "com.likeness.sha256"
@@ -120,9 +123,11 @@ def build_manifest(
     model_name: str | None = None,
     model_hash: str | None = None,
     soft_binding: SoftBinding | None = None,
+    visible_label: dict | None = None,
 ) -> dict:
     """The manifest definition: actions (with software agent, source type and model),
     and, when the file carries our watermark, a soft-binding assertion that names it.
+    `visible_label` (text, position) records a disclosure burnt into the pixels.
 
     Ingredients are not listed here: c2pa adds them from the files themselves, which is
     how their hashes and their own manifests get into the chain.
@@ -142,8 +147,13 @@ def build_manifest(
                 for key, value in (("name", model_name), ("hash", model_hash))
                 if value is not None
             }
+            params: dict = {}
             if model:
-                entry["parameters"] = {MODEL_PARAM: model}
+                params[MODEL_PARAM] = model
+            if visible_label is not None:
+                params[VISIBLE_LABEL_PARAM] = dict(visible_label)
+            if params:
+                entry["parameters"] = params
         entries.append(entry)
     assertions: list[dict] = []
     if soft_binding is not None:
@@ -203,6 +213,7 @@ class ManifestSummary:
     ingredients: list[str]
     soft_binding_hex: str | None
     ingredient_sha256: list[str | None] = field(default_factory=list)
+    visible_label: dict | None = None  # a label burnt into the pixels (text, position)
 
     def to_dict(self) -> dict:
         return {
@@ -216,6 +227,7 @@ class ManifestSummary:
             "ingredients": self.ingredients,
             "ingredient_sha256": self.ingredient_sha256,
             "soft_binding": self.soft_binding_hex,
+            "visible_label": self.visible_label,
         }
 
 
@@ -253,6 +265,7 @@ def summarize(manifest: dict) -> ManifestSummary:
     actions: list[str] = []
     source_type = None
     model = None
+    label = None
     for assertion in manifest.get("assertions") or []:
         if not str(assertion.get("label", "")).startswith("c2pa.actions"):
             continue
@@ -262,6 +275,8 @@ def summarize(manifest: dict) -> ManifestSummary:
             params = action.get("parameters") or {}
             if isinstance(params, dict) and isinstance(params.get(MODEL_PARAM), dict):
                 model = params[MODEL_PARAM]
+            if isinstance(params, dict) and isinstance(params.get(VISIBLE_LABEL_PARAM), dict):
+                label = params[VISIBLE_LABEL_PARAM]
     generators = manifest.get("claim_generator_info") or []
     generator = None
     if generators and isinstance(generators[0], dict):
@@ -281,4 +296,5 @@ def summarize(manifest: dict) -> ManifestSummary:
         ingredients=[str(i.get("title")) for i in ingredients],
         soft_binding_hex=soft_binding_hex(manifest),
         ingredient_sha256=[_ingredient_hash(i) for i in ingredients],
+        visible_label=label,
     )

@@ -188,10 +188,12 @@ def _sign_into(
     title: str | None,
     tsa_url: str | None,
     parent: Path | None = None,
+    visible_label: dict | None = None,
 ) -> SignResult:
     """Sign `unsigned` into `target` atomically, read it back, hash and record it.
 
-    `parent` is the parentOf ingredient (the file a c2pa.opened action opened)."""
+    `parent` is the parentOf ingredient (the file a c2pa.opened action opened);
+    `visible_label` records a disclosure burnt into the pixels (manifest.build_manifest)."""
     from likeness.fsio import atomic_output
 
     payload_hex = payload_to_hex(payload) if payload is not None else None
@@ -202,6 +204,7 @@ def _sign_into(
         model_name=model_name,
         model_hash=model_hash,
         soft_binding=SoftBinding(payload_hex) if payload_hex else None,
+        visible_label=visible_label,
     )
     sources = _ingredient_sources(ingredients, parent)
     thumbnail = _video_thumbnail(unsigned) if mime == c2pa_io.MP4 else None
@@ -498,6 +501,7 @@ def _finish(
     model_name: str | None,
     model_hash: str | None,
     parent: Path | None = None,
+    visible_label: dict | None = None,
 ) -> SignResult:
     _check_mark_readable(unsigned, dst, marking)
     return _sign_into(
@@ -515,6 +519,7 @@ def _finish(
         title=dst.name,
         tsa_url=None,
         parent=parent,
+        visible_label=visible_label,
     )
 
 
@@ -553,8 +558,11 @@ class MarkedVideoWriter:
         crf: int = 18,
         preset: str = "medium",
         actions: Sequence[str] = ("c2pa.created",),
+        visible_label: dict | None = None,
     ) -> None:
         self.target = Path(target)
+        # The caller burns the label into the frames it writes; the manifest records it.
+        self.visible_label = dict(visible_label) if visible_label is not None else None
         self.fps = fps
         self.ingredients = [Path(p) for p in ingredients]
         self.audio_from = Path(audio_from) if audio_from is not None else None
@@ -650,7 +658,7 @@ class MarkedVideoWriter:
             self.result = _finish(
                 self._tmpdir / "unsigned.mp4", self.target, self._marking, c2pa_io.MP4,
                 self._inputs, self._other_ingredients, self.actions, "trainedAlgorithmicMedia",
-                self.model_name, self.model_hash, self._parent,
+                self.model_name, self.model_hash, self._parent, self.visible_label,
             )  # fmt: skip
         finally:
             self._closed = True
