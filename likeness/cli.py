@@ -18,6 +18,7 @@ from likeness.commands import (
     faces,
     provenance,
     scan,
+    serve,
     system,
     train,
     watermark,
@@ -49,7 +50,8 @@ def _root(
         os.environ["LIKENESS_DEBUG"] = "1"
 
 
-for _module in (system, faces, animate, scan, provenance, watermark, dataset, train, bench):
+_COMMANDS = (system, faces, animate, scan, provenance, watermark, dataset, train, bench, serve)
+for _module in _COMMANDS:
     _module.register(app)
 
 

@@ -23,6 +23,7 @@ LAYERS = {
     "cli": 1,
     "commands": 1,
     "bench": 1,
+    "serve": 1,  # the web app: like the CLI, it parses, calls a pipeline, renders
     "api": 1,  # the typed library surface: likeness.scan / verify / animate
     "pipelines": 2,
     "generator": 3,

@@ -255,6 +255,16 @@ def _file_section(
     )
 
 
+def render_file(
+    record: ScanRecord,
+    thumbnails: dict[int, bytes] | None = None,
+    heatmaps: dict[int, bytes] | None = None,
+) -> str:
+    """One file's section of the report as an HTML fragment (the web app shows it under
+    its upload form, styled by `CSS`): the same markup `render_report` writes per file."""
+    return _file_section(0, record, thumbnails or {}, heatmaps or {})
+
+
 def _summary(records: list[ScanRecord]) -> str:
     rows = []
     for n, r in enumerate(records):
