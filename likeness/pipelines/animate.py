@@ -170,6 +170,10 @@ def needs_scene(source: Path, config: AnimateConfig) -> bool:
 
 
 def _check_mode(driving: Path | None, config: AnimateConfig, motion: str | None) -> tuple[str, ...]:
+    if config.transfer_pose:
+        raise InputError("--transfer-pose is for a video source (a photo takes the pose)")
+    if config.source_audio:
+        raise InputError("--source-audio is for a video source (a photo has no audio)")
     if driving is not None and motion:
         raise InputError("give a driving video or --motion, not both")
     if driving is None and not motion:
