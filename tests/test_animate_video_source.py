@@ -87,7 +87,7 @@ def test_video_source_keeps_length_rate_provenance_and_still_background(
     from likeness.provenance.verify import verify_file
 
     out = tmp_path / "out.mp4"
-    code, stdout, err = run_cli(
+    code, _, err = run_cli(
         capsys, "animate", clips["source"], clips["driving"], "-o", out,
         "--weights", tiny_weights,
     )  # fmt: skip
@@ -116,9 +116,7 @@ def test_video_source_keeps_length_rate_provenance_and_still_background(
     assert np.abs(frames - source).mean(-1)[:, still].mean() < 4.0
 
 
-def test_rate_follows_the_source_and_loop_lasts_as_the_longer(
-    keys, tiny_weights, clips, tmp_path
-):
+def test_rate_follows_the_source_and_loop_lasts_as_the_longer(keys, tiny_weights, clips, tmp_path):
     from likeness.media import probe
 
     config = AnimateConfig(weights=tiny_weights, audio=False)
