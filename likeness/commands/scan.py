@@ -27,12 +27,31 @@ def register(app: typer.Typer) -> None:
             False, "--recursive", "-r", help="Also scan the folders inside folders."
         ),
         json_out: Path | None = typer.Option(
-            None, "--json", help="Write one JSON line per file here (schema: pipelines/scan.py)."
+            None,
+            "--json",
+            help="Write one JSON line per file here "
+            "(JSON Schema: likeness/schemas/scan-record.schema.json).",
         ),
         html_out: Path | None = typer.Option(
             None, "--html", help="Write a self-contained HTML report here."
         ),
-        workers: int = typer.Option(1, "--workers", min=1, help="Files scanned in parallel."),
+        workers: int | None = typer.Option(
+            None,
+            "--workers",
+            min=1,
+            help="Files scanned in parallel (default: 1 locally, every CPU of a Ray cluster).",
+        ),
+        backend: str = typer.Option(
+            "local",
+            "--backend",
+            help="local (this machine) or ray (Ray actors; pip install 'likeness[ray]').",
+        ),
+        address: str | None = typer.Option(
+            None,
+            "--address",
+            help="With --backend ray: the cluster (ray://head:10001, or auto for the one "
+            "`ray start` runs here). Default: a local Ray with --workers CPUs.",
+        ),
         resume: bool = typer.Option(
             False,
             "--resume",
@@ -84,9 +103,18 @@ def register(app: typer.Typer) -> None:
         Exit code: 0 nothing manipulated, 3 something manipulated, 2 bad input (nothing
         could be scanned, bad option or missing detector), 1 internal fault.
 
-        Example: `likeness scan clips/ --json scan.jsonl --html report.html`
+        Examples:
+
+            likeness scan clips/ --json scan.jsonl --html report.html
+
+            likeness scan clips/ --workers 2 --json scan.jsonl --resume
+
+            likeness scan /shared/clips --backend ray --address ray://head:10001 --json s.jsonl
+
+        On Ray every worker reads the files by the same path: give a folder all nodes
+        mount (NFS, a mounted bucket). Results stream back into the same JSONL and
+        report as they finish; a worker that dies loses no file.
         """
-        from likeness.config import choose_device
         from likeness.pipelines.scan_runner import run_scan
 
         config = ScanConfig(
@@ -96,7 +124,7 @@ def register(app: typer.Typer) -> None:
             weights=weights,
             trust=tuple(trust),
             provenance=not no_provenance,
-            device=choose_device(device) if workers == 1 else "cpu",
+            device=_device(device, workers, backend),
         )
         run = run_scan(
             paths,
@@ -107,9 +135,21 @@ def register(app: typer.Typer) -> None:
             workers=workers,
             resume=resume,
             progress=progress_bar,
+            backend=backend,
+            address=address,
         )
         _summary(run)
         raise typer.Exit(run.exit_code)
+
+
+def _device(name: str, workers: int | None, backend: str) -> str:
+    """One local worker: the best device here. Several, or Ray (whose workers may sit
+    on other machines): cpu, unless cuda is asked for (then each Ray actor takes a GPU)."""
+    from likeness.config import choose_device
+
+    if backend == "ray":
+        return "cuda" if name.lower() == "cuda" else "cpu"
+    return choose_device(name) if (workers or 1) == 1 else "cpu"
 
 
 def _summary(run) -> None:

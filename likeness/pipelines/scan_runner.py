@@ -152,10 +152,24 @@ def _scan_in_worker(path: str) -> FileScan:
     return _WORKER.scan_file(Path(path))
 
 
+BACKENDS = ("local", "ray")
+
+
 def _results(
-    files: list[Path], config: ScanConfig, workers: int
+    files: list[Path],
+    config: ScanConfig,
+    workers: int | None,
+    backend: str = "local",
+    address: str | None = None,
+    notes: list[str] | None = None,
 ) -> Iterator[tuple[Path, FileScan]]:
-    """(path, result) as files finish; in input order with one worker."""
+    """(path, result) as files finish; in input order with one local worker."""
+    if backend == "ray":
+        from likeness.pipelines.scan_ray import scan_results
+
+        yield from scan_results(files, config, workers=workers, address=address, notes=notes)
+        return
+    workers = workers or 1
     if workers <= 1:
         from likeness.pipelines.scan import Scanner
 
@@ -196,9 +210,11 @@ def run_scan(
     recursive: bool = False,
     jsonl: Path | None = None,
     html: Path | None = None,
-    workers: int = 1,
+    workers: int | None = 1,
     resume: bool = False,
     progress: Progress | None = None,
+    backend: str = "local",
+    address: str | None = None,
 ) -> ScanRun:
     """Scan `paths` (files and folders) and write the outputs asked for.
 
@@ -208,9 +224,13 @@ def run_scan(
         recursive: also the folders inside folders.
         jsonl: write one JSON line per file here (rewritten every few seconds).
         html: write the self-contained HTML report here.
-        workers: files scanned in parallel (spawned processes).
+        workers: files scanned in parallel (spawned processes, or Ray actors); None:
+            1 locally, every CPU of the cluster on Ray.
         resume: skip files whose sha256 `jsonl` already holds with status ok.
         progress: a `likeness.ui.Progress` (the CLI passes `progress_bar`); None: quiet.
+        backend: "local" (this machine) or "ray" (Ray actors: `pipelines.scan_ray`).
+        address: the Ray cluster for the ray backend (ray://head:10001); None: the Ray
+            this process runs, else a local one.
 
     Returns:
         the `ScanRun`: records in input order, counts, and `exit_code`.
@@ -226,8 +246,16 @@ def run_scan(
     t0 = time.monotonic()
     if resume and jsonl is None:
         raise InputError("--resume needs --json: it skips the files that JSONL already holds")
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise InputError(f"--workers must be 1 or more, got {workers}")
+    if backend not in BACKENDS:
+        raise InputError(f"unknown --backend {backend!r}: use {' or '.join(BACKENDS)}")
+    if address and backend != "ray":
+        raise InputError("--address is a Ray cluster's: use it with --backend ray")
+    if backend == "ray":
+        from likeness.pipelines.scan_ray import check_ray
+
+        check_ray()  # a clear one-line error before any work when ray is missing
     for out in (jsonl, html):
         if out is not None:
             check_output_path(out)
@@ -270,7 +298,7 @@ def run_scan(
     new: list[ScanRecord] = list(missing)
     last_write = time.monotonic()
     with (progress or no_progress)("scanning", len(todo)) as advance:
-        for path, result in _results(todo, config, workers):
+        for path, result in _results(todo, config, workers, backend, address, notes):
             slots[order[str(path)]] = result.record
             new.append(result.record)
             if result.thumbnails:
