@@ -193,6 +193,10 @@ def create_app(config: ServeConfig | None = None, engine: Engine | None = None):
     async def app_js():
         return Response(APP_JS, media_type="text/javascript; charset=utf-8")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon():
+        return Response(status_code=204)  # none: a 204 keeps the browser's console clean
+
     @app.get("/docs", include_in_schema=False)
     async def docs():
         return HTMLResponse(docs_html(app.openapi()))
