@@ -27,7 +27,22 @@ def home() -> Path:
     return base / "likeness"
 
 
+def cache_dir() -> Path:
+    """$XDG_CACHE_HOME/likeness, else ~/.cache/likeness: what can be fetched again."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "likeness"
+
+
 def models_dir() -> Path:
+    """Where `likeness models install` puts the face models: the user cache, shared by
+    every LIKENESS_HOME (a fresh home needs no second install)."""
+    return cache_dir() / "models"
+
+
+def legacy_models_dir() -> Path:
+    """LIKENESS_HOME/models, where models were installed before they moved to the
+    cache; still looked in, after the cache."""
     return home() / "models"
 
 

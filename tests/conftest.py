@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from likeness import config
 from likeness.bench.common import corpus_dir
+from likeness.faces.models import models_root
 
-# Captured before any test points LIKENESS_HOME at a temporary folder.
-MODELS_ROOT = config.models_dir()
+# Captured before any test points LIKENESS_HOME or XDG_CACHE_HOME at a temporary folder:
+# the user cache (where `make models` installs), else an older LIKENESS_HOME/models.
+MODELS_ROOT = models_root()
 
 
 @pytest.fixture(scope="session")

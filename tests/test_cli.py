@@ -35,6 +35,7 @@ def test_version(capsys):
 
 def test_doctor_reports_missing_models_and_exits_1(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("LIKENESS_HOME", str(tmp_path / "empty-home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))  # the models' home
     code, out, _ = run_cli(capsys, "doctor")
     assert code == 1
     assert "likeness models install" in flatten_table(out)

