@@ -6,7 +6,7 @@ the sync pattern, read soft bits, Viterbi-decode, check the CRC.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -46,6 +46,7 @@ class WatermarkResult:
     rotation: float | None = None  # degrees of the tile's x axis in the picture (y down)
     hypotheses: int = 0
     mirrored: bool = False  # found in the horizontally mirrored picture
+    version: int | None = None  # pattern version read (2 = current, 1 = before 2026-12)
     soft_bits: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
@@ -272,11 +273,19 @@ def fold(res: np.ndarray, period: tuple[float, float], grid: int) -> np.ndarray:
 
 def _whitened(folded: np.ndarray, bank: PatternBank) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Spectrum of the fold divided by its local noise power (a matched filter for
-    coloured noise), and those values at the bank's coefficients.
+    coloured noise), and those values at the bank's coefficients."""
+    white, noise = _whiten(folded)
+    rows, cols = bank.ky % bank.grid, bank.kx
+    return white, white[rows, cols], noise[rows, cols]
+
+
+def _whiten(folded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Spectrum of the fold divided by its local noise power, and that noise power
+    (the same for every pattern version: they share the grid and the probes).
 
     Noise power at each frequency is the mean |F|^2 of the unused probe coefficients
     (odd ky + kx) in a window around it: the same noise, none of the watermark."""
-    g = bank.grid
+    g = folded.shape[0]
     spec = np.fft.rfft2(folded)
     ky = np.fft.fftfreq(g, 1 / g).astype(np.int64)[:, None]
     kx = np.arange(g // 2 + 1)[None, :]
@@ -294,9 +303,7 @@ def _whitened(folded: np.ndarray, bank: PatternBank) -> tuple[np.ndarray, np.nda
     total = cv2.blur(padded_p, box, borderType=cv2.BORDER_CONSTANT)[half:-half, half:-half]
     count = cv2.blur(padded_n, box, borderType=cv2.BORDER_CONSTANT)[half:-half, half:-half]
     noise = np.maximum(total / np.maximum(count, 1e-9), 1e-12)
-    white = spec / noise
-    rows, cols = bank.ky % g, bank.kx
-    return white, white[rows, cols], noise[rows, cols]
+    return spec / noise, noise
 
 
 def _sync_surface(white: np.ndarray, noise: np.ndarray, bank: PatternBank) -> np.ndarray:
@@ -392,6 +399,15 @@ def _similar(a: np.ndarray, b: np.ndarray) -> bool:
 _MIRROR = np.diag([1.0, -1.0])
 
 
+def banks(key: bytes, config: WatermarkConfig) -> list[tuple[int, PatternBank]]:
+    """(version, pattern) for every pattern the detector reads: the current one first,
+    then those of `config.legacy_bands` (older versions, newest first)."""
+    versions = [(2, config)]
+    for i, (low, high) in enumerate(config.legacy_bands):
+        versions.append((1 - i, replace(config, band_low=low, band_high=high, legacy_bands=())))
+    return [(v, pattern_bank(bytes(key), c)) for v, c in versions]
+
+
 def detect_residual(
     res: np.ndarray, frames: int, *, key: bytes, config: WatermarkConfig = WatermarkConfig()
 ) -> WatermarkResult:
@@ -401,26 +417,37 @@ def detect_residual(
     and the rotated, scaled lattices that the autocorrelation shows), each in both
     orientations (a mirrored copy is a common edit); the best is refined in angle and
     scale by the sync statistic itself. Every lattice tried, times every cyclic offset,
-    counts as a hypothesis in p_false."""
-    bank = pattern_bank(bytes(key), config)
+    times every pattern version read (one fold serves them all), counts as a hypothesis
+    in p_false."""
+    readers = banks(key, config)
+    grid = readers[0][1].grid
     views = {False: res, True: np.ascontiguousarray(res[:, ::-1])}
     caches: dict[bool, dict] = {False: {}, True: {}}
     tried = 0
     tried_unshifted = 0
-    unshifted = None  # best try read at offset (0, 0): (z, lattice, coefs, noise)
+    # Best try read at offset (0, 0): (z, lattice, coefs, noise, reader index).
+    unshifted = None
 
-    def attempt(lattice: np.ndarray, flipped: bool):
+    def attempt(lattice: np.ndarray, flipped: bool, only: int | None = None):
         nonlocal tried, tried_unshifted, unshifted
-        tried += 1
-        fold = fold_affine(views[flipped], lattice, bank.grid, caches[flipped])
-        white, coefs, noise = _whitened(fold, bank)
-        surface = _sync_surface(white, noise, bank)
-        z, offset = _peak(surface)
-        if not flipped:
-            tried_unshifted += 1
-            if unshifted is None or surface[0, 0] > unshifted[0]:
-                unshifted = (float(surface[0, 0]), lattice, coefs, noise)
-        return z, lattice, offset, coefs, noise, flipped
+        fold = fold_affine(views[flipped], lattice, grid, caches[flipped])
+        white_all, noise_all = _whiten(fold)
+        best_here = None
+        for index, (_, bank) in enumerate(readers):
+            if only is not None and index != only:
+                continue
+            tried += 1
+            rows, cols = bank.ky % grid, bank.kx
+            coefs, noise = white_all[rows, cols], noise_all[rows, cols]
+            surface = _sync_surface(white_all, noise, bank)
+            z, offset = _peak(surface)
+            if not flipped and only is None:
+                tried_unshifted += 1
+                if unshifted is None or surface[0, 0] > unshifted[0]:
+                    unshifted = (float(surface[0, 0]), lattice, coefs, noise, index)
+            if best_here is None or z > best_here[0]:
+                best_here = (z, lattice, offset, coefs, noise, flipped, index)
+        return best_here
 
     auto = _autocorrelation(res)
     periods = period_candidates(res, config, auto)
@@ -445,8 +472,9 @@ def detect_residual(
     if best is not None:
         # The autocorrelation gives the period to ~0.3 px and the angle to ~0.2 degree;
         # a 0.2 px error already costs a third of z at 480p (it adds up over the
-        # tiles), so refine angle and scale around the winner (coordinate search).
-        flipped = best[5]
+        # tiles), so refine angle and scale around the winner (coordinate search),
+        # with the winner's pattern version only.
+        flipped, which = best[5], best[6]
         d_angle, d_scale = REFINE_ANGLE, REFINE_SPAN
         for _ in range(REFINE_ROUNDS):
             for kind in ("scale", "angle"):
@@ -456,25 +484,27 @@ def detect_residual(
                     else:
                         a = np.deg2rad(sign * d_angle)
                         step = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-                    trial = attempt(step @ best[1], flipped)
+                    trial = attempt(step @ best[1], flipped, only=which)
                     # A move must gain clearly: noise alone moves z by hundredths.
                     if trial[0] > best[0] + REFINE_GAIN:
                         best = trial
                         break
             d_angle, d_scale = d_angle / 2, d_scale / 2
-    hypotheses = max(1, tried) * bank.grid**2
+    hypotheses = max(1, tried) * grid**2
     if best is None or unshifted is None:
         return WatermarkResult(False, None, 0.0, 1.0, frames, None, hypotheses=hypotheses)
     # Two tests, the false-positive budget split between them (Bonferroni): the best
-    # of every lattice and cyclic offset (any crop, rotation, mirror), and the best
-    # lattice read at offset (0, 0) only, where a picture that was re-encoded, rescaled
-    # from its corner or recoloured, but not cropped or turned, keeps the tile origin;
-    # that test counts one hypothesis per lattice, so a weak sync there still counts
-    # and the CRC carries the decision.
-    z0, lattice0, coefs0, noise0 = unshifted
+    # of every lattice, version and cyclic offset (any crop, rotation, mirror), and the
+    # best lattice and version read at offset (0, 0) only, where a picture that was
+    # re-encoded, rescaled from its corner or recoloured, but not cropped or turned,
+    # keeps the tile origin; that test counts one hypothesis per lattice and version,
+    # so a weak sync there still counts and the CRC carries the decision.
+    z0, lattice0, coefs0, noise0, which0 = unshifted
+    bank_best, bank0 = readers[best[6]][1], readers[which0][1]
     outcomes = [
-        _decide(bank, config, best[0], best[1], best[2], best[3], best[4], best[5], hypotheses),
-        _decide(bank, config, z0, lattice0, (0.0, 0.0), coefs0, noise0, False, tried_unshifted),
+        _decide(bank_best, config, *best[:6], hypotheses) | {"version": readers[best[6]][0]},
+        _decide(bank0, config, z0, lattice0, (0.0, 0.0), coefs0, noise0, False, tried_unshifted)
+        | {"version": readers[which0][0]},
     ]
     found = [o for o in outcomes if o["found"]]
     pick = found[0] if found else min(outcomes, key=lambda o: o["p_false"])
@@ -498,6 +528,7 @@ def detect_residual(
         rotation=round(_angle(view_lattice), 2),
         hypotheses=hypotheses + tried_unshifted,
         mirrored=pick["flipped"],
+        version=pick["version"] if pick["found"] else None,
         soft_bits=pick["soft"],
     )
 
