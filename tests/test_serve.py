@@ -146,6 +146,7 @@ def test_scan_answers_the_record_the_schema_describes(served):
     assert record["kind"] == "video" and record["frames_scanned"] == 6  # 12 frames, every 2
     assert record["faces"] and record["verdict"] == "likely-real"  # threshold 1
     assert str(uploads) not in resp.text and "upload-0" not in resp.text
+    assert resp.headers["server-timing"] == f"scan;dur={record['seconds'] * 1000:.1f}"
     _empty(uploads)
 
 
@@ -291,6 +292,18 @@ def test_verify_answers_the_verification(served):
     assert data["path"] == "mine.mp4"
     assert data["manifest"] == "no-manifest" and data["verified"] is False
     _empty(uploads)
+
+
+def test_latency_bench_separates_the_app_from_the_scan(served):
+    from likeness.bench.serve_latency import measure
+
+    _, media, _, config = served
+    figures = measure(media / "astro.mp4", repeats=2, config=config.scan)
+    assert figures["verdict"] == figures["served_verdict"] == "likely-real"
+    assert len(figures["serve_s"]) == len(figures["added_s"]) == 2
+    # what the app adds is part of each request's wall time, and positive
+    assert all(0 < a < s for a, s in zip(figures["added_s"], figures["serve_s"], strict=True))
+    assert figures["meets_target"] == (figures["overhead_s"] < 0.5)
 
 
 # ---------------------------------------------------------------- token and binding

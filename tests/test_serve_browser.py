@@ -9,9 +9,6 @@ page and compared with `likeness.api.scan` of the same file.
 from __future__ import annotations
 
 import base64
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -37,30 +34,14 @@ pytestmark = [
 def server(home, tmp_path):
     """uvicorn serving the app (shipped detector) on a free loopback port, in a thread."""
     pytest.importorskip("uvicorn", reason="needs the serve extra: pip install .[serve]")
-    import uvicorn
-
     from likeness.serve import Engine, ServeConfig, create_app
+    from likeness.serve.server import running
 
     config = ServeConfig(temp_root=tmp_path / "uploads", port=0, max_upload_bytes=LIMIT)
     engine = Engine(config)
     engine.warm_up()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    app = create_app(config, engine)
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", config.temp_root
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with running(create_app(config, engine)) as url:
+        yield url, config.temp_root
 
 
 def _drop(page, data: bytes, name: str, mime: str) -> None:

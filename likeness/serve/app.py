@@ -227,10 +227,13 @@ def create_app(config: ServeConfig | None = None, engine: Engine | None = None):
             form = await form_of(request, folder, {"file"})
             upload = form.file("file")
             result = await run_in_threadpool(engine.scan, upload)
+        # Server-Timing: the scan's own seconds, so a client can tell the app's share
+        # of the latency from the scan's (bench/serve_latency.py does).
+        timing = {"Server-Timing": f"scan;dur={result.record.seconds * 1000:.1f}"}
         if format == "html":
             body = render_file(result.record, result.thumbnails, result.heatmaps)
-            return HTMLResponse(body, headers={"Content-Security-Policy": REPORT_CSP})
-        return JSONResponse(_json_safe(result.record.to_dict()))
+            return HTMLResponse(body, headers={"Content-Security-Policy": REPORT_CSP, **timing})
+        return JSONResponse(_json_safe(result.record.to_dict()), headers=timing)
 
     @app.post(
         "/v1/verify",
