@@ -20,6 +20,8 @@ BENCHMARKS = {
     "detector": "Detector AUC/AP/EER/TPR on held-out people (--pack FAKES or PACK), scan speed.",
     "detector_lofo": "Leave-one-family-out: train without each fake kind, test on it "
     "(--pack FAKES, --steps per run).",
+    "scan": "Scan files/min: local 1 and 2 workers, Ray 2 workers (--clips N, default 20); "
+    "POST /v1/scan latency of likeness serve.",
 }
 
 
@@ -47,6 +49,9 @@ def register(app: typer.Typer) -> None:
         steps: int | None = typer.Option(
             None, "--steps", min=1, help="detector_lofo: training steps per run (default 600)."
         ),
+        clips: int | None = typer.Option(
+            None, "--clips", min=1, help="scan: corpus clips to scan (default 20; --quick 6)."
+        ),
     ) -> None:
         """Run a benchmark and write its JSON (and charts) into --out.
 
@@ -61,7 +66,7 @@ def register(app: typer.Typer) -> None:
             raise InputError(
                 f"benchmark {name!r} is not available in this build ({err.name})"
             ) from err
-        given = {"weights": weights, "pack": pack, "steps": steps}
+        given = {"weights": weights, "pack": pack, "steps": steps, "clips": clips}
         options = {k: v for k, v in given.items() if v is not None}
         accepted = inspect.signature(module.run).parameters
         for key in options:

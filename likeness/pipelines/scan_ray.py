@@ -102,19 +102,24 @@ def connect(address: str | None, workers: int | None) -> bool:
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    kwargs = {"include_dashboard": False, "log_to_driver": False,
-              "logging_level": "ERROR"}  # fmt: skip
+    quiet = {"log_to_driver": False, "logging_level": "ERROR"}
     try:
-        if address:
-            ray.init(address=address, **kwargs)
+        if address:  # an existing cluster: its own dashboard and resources
+            ray.init(address=address, **quiet)
         else:
-            ray.init(num_cpus=workers or os.cpu_count() or 1, **kwargs)
+            cpus = workers or os.cpu_count() or 1
+            ray.init(num_cpus=cpus, include_dashboard=False, **quiet)
     except ConnectionError as err:
         raise InputError(f"cannot reach the Ray cluster at {address}: {err}") from None
     except Exception as err:  # ray raises several kinds for a bad address
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise InputError(f"cannot start {where}: {' '.join(str(err).split())[:200]}") from None
     return True
+
+
+def disconnect() -> None:
+    """Leave (or stop, when `connect` started it) the Ray of this process."""
+    _ray().shutdown()
 
 
 def cluster_cpus() -> int:
