@@ -30,8 +30,12 @@ def register(app: typer.Typer) -> None:
         motion: str | None = typer.Option(
             None,
             "--motion",
-            help="Scripted motion instead of a driving video, played in order (about 2 s "
-            "each): nod, shake, blink, smile, talk, look-left, look-right, look-up, look-down.",
+            help="Scripted motion instead of a driving video: a timeline played in order, "
+            "items separated by commas, each NAME[:INTENSITY][:SECONDSs] (2 s by default), "
+            "+ plays two at once. Motions: nod, shake, blink, smile, talk, look-left, "
+            "look-right, look-up, look-down. Emotions (offsets measured on real faces, "
+            "easing from one to the next): joy, fear, anger, surprise, sadness, disgust, "
+            'neutral. E.g. "neutral:1s,fear:0.7:2s,anger:1.5s+shake".',
         ),
         fps: float | None = typer.Option(
             _default("fps"),
@@ -154,6 +158,8 @@ def register(app: typer.Typer) -> None:
         - `likeness animate photo.jpg driving.mp4 -o out.mp4`
         - `likeness animate photo.jpg driving.mp4 -o out.mp4 --region lips --no-audio`
         - `likeness animate photo.jpg --motion nod,blink,smile -o out.mp4`
+        - `likeness animate photo.jpg --motion "neutral:1s,fear:2s,joy:0.7:1.5s+nod" -o out.mp4`
+        - `likeness animate photo.jpg film-scene.mp4 -o out.mp4 --driver-face 1`
         - `likeness animate photo.jpg driving.mp4 -o crop.mp4 --crop-only --device cuda`
         - `likeness animate source.mp4 driving.mp4 -o out.mp4 --transfer-pose --source-audio`
         - `likeness animate two.jpg driving.mp4 -o out.mp4 --face all`
