@@ -339,6 +339,22 @@ def test_non_loopback_host_needs_a_token(capsys, monkeypatch):
     assert "without a token" in err and len(err.splitlines()) == 1
 
 
+def test_without_the_serve_extra_the_command_says_how_to_install(capsys, monkeypatch):
+    import subprocess
+    import sys
+
+    from likeness.cli import main
+
+    # importing the CLI and the package loads no FastAPI (it is an optional extra)
+    code = "import sys, likeness.cli, likeness.serve; print('fastapi' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # import fastapi -> ImportError
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pip install likeness[serve]" in err and len(err.splitlines()) == 1
+
+
 # ---------------------------------------------------------------- animate
 
 
