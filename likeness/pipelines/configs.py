@@ -73,6 +73,10 @@ class AnimateConfig:
             isinstance(self.face, int) and not isinstance(self.face, bool) and self.face >= 0
         ):
             raise InputError(f"--face must be 0 or more, or all, got {self.face!r}")
+        # Paths given as text in code (likeness.animate(..., drive=[(1, "b.mp4")])).
+        object.__setattr__(self, "drive", tuple((i, Path(c)) for i, c in self.drive))
+        if self.preview is not None:
+            object.__setattr__(self, "preview", Path(self.preview))
         for index, _clip in self.drive:
             if not isinstance(index, int) or index < 0:
                 raise InputError(f"--drive needs a face number 0 or more, got {index!r}")
