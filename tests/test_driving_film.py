@@ -247,3 +247,22 @@ def test_a_driving_video_without_any_face_names_the_frames(face_stack):
     assert tracker.notes() == [
         "3 of 3 driving frames had no face; eased back to neutral over 0.5 s"
     ]
+
+
+def test_the_bench_film_scene_row(keys, tiny_weights, tmp_path, astronaut):
+    from likeness.bench.generator_film import film_scene
+    from likeness.bench.generator_inputs import Clip
+    from tests import samples
+
+    def clip(name, image):
+        path = samples.face_video(tmp_path / name, image, frames=8)
+        return Clip(name, name[:1], path, np.zeros((0,)), np.zeros((0,)), np.zeros((0,)))
+
+    photo = write_png(tmp_path / "p.png", cv2.resize(astronaut, (256, 256)))
+    mirror = np.ascontiguousarray(astronaut[:, ::-1])
+    row = film_scene(photo, [clip("a.mp4", astronaut), clip("b.mp4", mirror)], tiny_weights, True)
+    assert row["measured"] and row["frames"] == 16 and row["cut_after_frame"] == 7
+    assert row["fps"] > 0 and row["cut_jump_ratio"] is not None
+    assert any("shot cut" in note for note in row["notes"])
+    one = film_scene(photo, [clip("c.mp4", astronaut)], tiny_weights, True)
+    assert one == {"measured": False, "reason": "needs held-out clips of two people"}

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from likeness.bench.common import corpus_dir, machine_info, write_json
+from likeness.bench.generator_film import film_scene
 from likeness.bench.generator_inputs import (
     FRAMES,
     Sources,
@@ -227,6 +228,8 @@ def run(
             if video_pair is not None
             else {"measured": False, "reason": "no held-out clip of 480 px or more"}
         )
+        # A cut-and-pan driving clip: fps and the output's jump at the cut.
+        speed["film_scene_cpu"] = film_scene(e2e_photo.path, inputs.clips, weights, quick)
     finally:
         torch.set_num_threads(default_threads)
 
