@@ -376,6 +376,16 @@ def test_animate_returns_a_signed_mp4_that_verifies(served, keys, root_pem, tiny
         form = {"motion": "blink", "max_frames": "6"}
         bad = client.post("/v1/animate", files=_upload(media / "astro.mp4", field="photo"))
         assert "must be an image" in _one_line_error(bad, 415)
+        neither = client.post(
+            "/v1/animate", files=_upload(media / "astronaut.png", "p.png", "photo")
+        )
+        assert '"motion"' in _one_line_error(neither, 400)
+        files = {
+            **_upload(media / "astronaut.png", field="photo"),
+            **_upload(media / "astro.mp4", field="driving"),
+        }
+        both = client.post("/v1/animate", files=files, data=form)
+        assert "one of them" in _one_line_error(both, 400)
         resp = client.post(
             "/v1/animate", files=_upload(media / "astronaut.png", field="photo"), data=form
         )

@@ -139,6 +139,10 @@ class Engine:
         from likeness import api
         from likeness.pipelines.configs import AnimateConfig
 
+        if (job.driving is None) == (job.motion is None):
+            raise HttpError(
+                'give a "driving" video or scripted "motion" (such as nod,blink), one of them'
+            )
         if job.photo.kind != "image":
             raise NotMedia(f'"photo" must be an image, and {job.photo.name} is a video')
         config = AnimateConfig(
