@@ -192,3 +192,26 @@ def test_face_ids_follow_each_face_through_reordering_gaps_and_newcomers():
     # gets the next number.
     moved = ids([_face(75, 40, 40), _face(290, 55, 60), _face(500, 300, 40)])
     assert moved[0].box[0] == 75 and moved[2].box[0] == 500
+
+
+def test_an_error_mid_scene_leaves_neither_output_nor_preview(
+    keys, tiny_weights, two_people, drivers, tmp_path
+):
+    from likeness.pipelines.animate import AnimateConfig, prepare
+
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    config = AnimateConfig(weights=tiny_weights, face="all", preview=outdir / "side.mp4")
+    job = prepare(two_people, outdir / "x.mp4", drivers["a"], config)
+    real, calls = job.model.render, []
+
+    def failing(*args):
+        calls.append(1)
+        if len(calls) > 3:
+            raise RuntimeError("boom")
+        return real(*args)
+
+    job.model.render = failing
+    with pytest.raises(RuntimeError, match="boom"):
+        job.run()
+    assert list(outdir.iterdir()) == []

@@ -149,8 +149,10 @@ class Scene:
         still: dict[int, tuple[FaceView, Any]] = {}  # a photo's faces: cropped, encoded once
         wanted = self.plan.faces
         with contextlib.ExitStack() as stack:
-            writer = stack.enter_context(self.writer)
+            # The preview first, so it closes last: an output that fails to sign takes
+            # its preview with it (both or neither).
             preview = stack.enter_context(self.preview) if self.preview is not None else None
+            writer = stack.enter_context(self.writer)
             for i in range(self.total):
                 got = self.source.next()
                 if got is None:
