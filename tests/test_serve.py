@@ -179,6 +179,23 @@ def test_text_file_named_mp4_is_refused_before_it_is_stored(served):
     _empty(uploads)
 
 
+def test_empty_file_and_malformed_form_are_one_line_errors(served):
+    client, _, uploads, _ = served
+    error = _one_line_error(client.post("/v1/scan", files={"file": ("e.mp4", b"")}), 415)
+    assert "e.mp4 is empty" in error
+    garbage = {"content-type": "multipart/form-data; boundary=zz"}
+    resp = client.post("/v1/scan", content=b"--zz\r\nno headers here" * 50, headers=garbage)
+    assert resp.status_code == 400 and len(resp.json()["error"].splitlines()) == 1
+    # a form's file input left empty (filename="", no bytes) counts as not sent
+    unchosen = (
+        b'--zz\r\nContent-Disposition: form-data; name="file"; filename=""\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n\r\n--zz--\r\n"
+    )
+    resp = client.post("/v1/scan", content=unchosen, headers=garbage)
+    assert "the form is empty" in _one_line_error(resp, 400)
+    _empty(uploads)
+
+
 def test_video_that_does_not_decode_is_a_415(served):
     client, media, uploads, _ = served
     error = _one_line_error(client.post("/v1/scan", files=_upload(media / "broken.mp4")), 415)

@@ -88,11 +88,16 @@ def guarded(endpoint):
 
     @functools.wraps(endpoint)
     async def wrapper(*args, **kwargs):
+        from fastapi.responses import Response
         from starlette.requests import ClientDisconnect
 
         try:
             return await endpoint(*args, **kwargs)
-        except (LikenessError, ClientDisconnect):
+        except ClientDisconnect:
+            # Gone mid-upload: its folder is already removed, and nobody reads an answer.
+            log.info("client disconnected during its upload")
+            return Response(status_code=400)
+        except LikenessError:
             raise
         except Exception as err:
             log.exception("internal error answering a request")

@@ -127,6 +127,7 @@ class _Collector:
         self.handle: IO[bytes] | None = None
         self.path: Path | None = None
         self.kind = ""
+        self.unchosen = False
 
     # -- headers
     def on_part_begin(self) -> None:
@@ -155,6 +156,8 @@ class _Collector:
             if name in self.form.files:
                 raise HttpError(f'one file per field: "{name}" came twice')
             self.filename = display_name(filename)
+            # A form's file input with no file chosen sends filename="" and no bytes.
+            self.unchosen = filename == b""
         elif name not in self.text_fields:
             raise HttpError(f'unexpected form field "{printable(name)}"')
 
@@ -193,6 +196,8 @@ class _Collector:
         if self.filename is None:
             self.form.fields[self.name or ""] = self.text.decode("utf-8", "replace")
             return
+        if self.size == 0 and self.unchosen:
+            return  # the field was left empty: as if it were not sent
         if self.size == 0:
             raise NotMedia(f"{self.filename} is empty (0 bytes)")
         if self.handle is None:
