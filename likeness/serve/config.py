@@ -44,7 +44,6 @@ class ServeConfig(JsonConfig):
     animate_max_frames: int = DEFAULT_ANIMATE_FRAMES
     scan: ScanConfig = field(default_factory=ScanConfig)
     generator_weights: Path | None = None  # animate's generator; None: the shipped one
-    preload: bool = True  # load the detector and face stack at start, not on first scan
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
