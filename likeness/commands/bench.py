@@ -52,6 +52,9 @@ def register(app: typer.Typer) -> None:
         clips: int | None = typer.Option(
             None, "--clips", min=1, help="scan: corpus clips to scan (default 20; --quick 6)."
         ),
+        rounds: int | None = typer.Option(
+            None, "--rounds", min=1, help="scan: runs of each backend, taking turns (default 2)."
+        ),
     ) -> None:
         """Run a benchmark and write its JSON (and charts) into --out.
 
@@ -66,7 +69,8 @@ def register(app: typer.Typer) -> None:
             raise InputError(
                 f"benchmark {name!r} is not available in this build ({err.name})"
             ) from err
-        given = {"weights": weights, "pack": pack, "steps": steps, "clips": clips}
+        given = {"weights": weights, "pack": pack, "steps": steps, "clips": clips,
+                 "rounds": rounds}  # fmt: skip
         options = {k: v for k, v in given.items() if v is not None}
         accepted = inspect.signature(module.run).parameters
         for key in options:

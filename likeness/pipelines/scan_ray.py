@@ -157,7 +157,10 @@ def scan_results(
     actors: list = [] if started else _POOL.setdefault((job, config), [])
     try:
         notes = notes if notes is not None else []
-        yield from _scan(ray, files, config, workers or cluster_cpus(), actors, notes)
+        cpus = cluster_cpus()
+        if workers and workers > cpus:  # an actor beyond the CPUs would wait forever
+            notes.append(f"--workers {workers}: the Ray cluster has {cpus} CPUs, using {cpus}")
+        yield from _scan(ray, files, config, min(workers or cpus, cpus), actors, notes)
     finally:
         if started:
             ray.shutdown()
