@@ -138,6 +138,7 @@ def run(
     load_signing()  # SetupError naming `likeness keys init` now, not after the work
     size = model.config.output_size
     stack = FaceStack()
+    corpus_videos: list[Path] = []  # the video-source row's fallback source
     if pack is not None:
         inputs = pack_inputs(Path(pack), size, quick)
     else:
@@ -149,6 +150,7 @@ def run(
                     "(or LIKENESS_CORPUS) or a pack (--pack DIR)"
                 )
             sources = held_out_sources(corpus)
+            corpus_videos = sorted((corpus / "videos").glob("*.mp4"))
         inputs = corpus_inputs(sources, stack, size, quick, progress_bar)
     if not inputs.clips or not inputs.photos:
         raise NoFaceError("no held-out clip or photo with a face to evaluate on")
@@ -222,7 +224,7 @@ def run(
             speed["end_to_end_gpu"] = end_to_end(
                 e2e_photo.path, e2e_driving.path, weights, "cuda", E2E_FRAMES[quick]
             )
-        video_pair = video_source_pair(inputs.clips, e2e_driving.path)
+        video_pair = video_source_pair(inputs.clips, e2e_driving.path, corpus_videos)
         speed["end_to_end_video_source_cpu"] = (
             end_to_end_video_source(*video_pair, weights, "cpu", E2E_FRAMES[quick])
             if video_pair is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -110,20 +111,36 @@ def end_to_end(photo: Path, driving: Path, weights: Path | None, device: str, fr
 TARGET_VIDEO_SOURCE_FPS = 4.0  # issue 16: a 512 px video source, end to end on the CPU
 
 
-def video_source_pair(clips: list, driving: Path) -> tuple[Path, Path] | None:
-    """A held-out clip of at least 480 px a side as the source (the biggest; the
-    corpus's 512 px LivePortrait clips), driven by another clip; None when none is."""
+def video_source_pair(
+    clips: list, driving: Path, more: Sequence[Path] = ()
+) -> tuple[Path, Path] | None:
+    """A source video of about 512 px a side (the target's size), driven by `driving`:
+    a held-out clip when one is that big, else one of `more` (the corpus's videos:
+    speed does not care about the identity split, and the held-out clips are mostly
+    256 px crops). None when there is none."""
+    candidates = [clip.path for clip in clips] + list(more)
+    best = _closest_to_512([p for p in candidates if p != driving])
+    return (best, driving) if best is not None else None
+
+
+def _closest_to_512(paths: list[Path]) -> Path | None:
+    from likeness.errors import LikenessError
     from likeness.media import probe
 
     best: tuple[int, Path] | None = None
-    for clip in clips:
-        if clip.path == driving:
+    for path in paths:
+        try:
+            info = probe(path)
+        except LikenessError:
             continue
-        info = probe(clip.path)
         side = min(info.width, info.height)
-        if side >= 480 and (best is None or side > best[0]):
-            best = (side, clip.path)
-    return (best[1], driving) if best is not None else None
+        if side < 480:
+            continue
+        if best is None or abs(side - 512) < best[0]:
+            best = (abs(side - 512), path)
+        if best[0] == 0:
+            break
+    return best[1] if best is not None else None
 
 
 def end_to_end_video_source(
