@@ -76,6 +76,18 @@ def test_a_fast_pan_is_not_a_cut_but_a_cut_in_the_same_colours_is():
     assert _cuts(still) == [5]
 
 
+def test_an_exposure_step_is_not_a_cut():
+    a = _pictures()[0].astype(np.float32)
+    darker = np.clip(a * 0.6 + 30, 0, 255).astype(np.uint8)  # auto exposure kicks in
+    detector = ShotCuts()
+    for _ in range(5):
+        assert not detector(a.astype(np.uint8))
+    assert not detector(darker)
+    # The colours moved as far as at a cut; the picture did not.
+    assert detector.last_change.histogram >= detector.config.hard
+    assert detector.last_change.difference < 0.05
+
+
 def test_cuts_closer_than_min_shot_are_one_cut():
     a, b, c = _pictures()
     frames = [a, a, b, c, c, c]  # b is a one-frame flash between two shots
