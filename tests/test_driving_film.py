@@ -278,3 +278,31 @@ def test_the_bench_film_scene_row(keys, tiny_weights, tmp_path, astronaut):
     assert any("shot cut" in note for note in row["notes"])
     one = film_scene(photo, [clip("c.mp4", astronaut)], tiny_weights, True)
     assert one == {"measured": False, "reason": "needs held-out clips of two people"}
+
+
+def test_keypoints_do_not_jump_at_a_cut_to_another_face(face_stack, astronaut):
+    """Fast, without a model: the astronaut drifting right, cut to her mirror image,
+    smaller and to the right. The keypoints played change at the cut no more than the
+    ease allows; without the ease they snap back to the reference."""
+    from likeness.media import Frame
+    from likeness.pipelines.driving import DrivingKeypoints
+
+    big = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(np.ascontiguousarray(astronaut[:, ::-1]), (170, 170))
+    other = cv2.copyMakeBorder(small, 20, 66, 86, 0, cv2.BORDER_REPLICATE)
+    drift = [np.float32([[1, 0, 4 * i], [0, 1, 0]]) for i in range(6)]
+    frames = [cv2.warpAffine(big, m, (256, 256), borderMode=cv2.BORDER_REFLECT) for m in drift]
+    frames = [Frame(i, i / 25, f) for i, f in enumerate(frames + [other] * 8)]
+    model = type("M", (), {"config": type("C", (), {"output_size": 64})()})()
+
+    def steps(ease_seconds: float) -> np.ndarray:
+        tracker = DrivingKeypoints(face_stack, model, AnimateConfig(smooth=False), 25.0)
+        tracker.ease = EaseToNeutral(25.0, ease_seconds)
+        kps = np.stack(tracker.feed(frames))
+        assert tracker.reanchored == 1 and tracker.missing == 0
+        return np.abs(np.diff(kps, axis=0)).max(axis=(1, 2))
+
+    eased, snapped = steps(0.5), steps(0.001)
+    drift_step = eased[:5].max()  # the first shot's own motion a frame
+    assert eased[5] <= drift_step  # frame 5 -> 6 crosses the cut
+    assert snapped[5] > 3 * drift_step
