@@ -207,6 +207,10 @@ def test_animate_plays_a_timeline_from_the_cli(capsys, keys, tiny_weights, tmp_p
     )  # fmt: skip
     assert code == 0, err
     assert probe(out).frames == 5 + 8
+    import likeness
+
+    lib = likeness.animate(photo, tmp_path / "lib.mp4", motion="fear:0.2s", weights=tiny_weights)
+    assert lib.frames == 5
     out.unlink()
     code, _, err = run_cli(capsys, "animate", photo, "--motion", "joy:2:0.1", "-o", Path(out))
     assert code == 2 and "at most one intensity and one duration" in err and not out.exists()
