@@ -115,6 +115,11 @@ def register(app: typer.Typer) -> None:
             "--source-audio",
             help="Video source: keep its own audio instead of the driver's.",
         ),
+        keyframe_every: int = typer.Option(
+            _default("keyframe_every"),
+            "--keyframe-every",
+            help="Video source: encode its face every N frames (faster; 1 = every frame).",
+        ),
         loop: bool = typer.Option(
             _default("loop"),
             "--loop",
@@ -187,6 +192,7 @@ def register(app: typer.Typer) -> None:
             transfer_pose=transfer_pose,
             source_audio=source_audio,
             loop=loop,
+            keyframe_every=keyframe_every,
             label=label,
             label_text=label_text,
             label_position=label_position,

@@ -45,6 +45,9 @@ class AnimateConfig:
     transfer_pose: bool = False
     source_audio: bool = False
     loop: bool = False
+    # A video source's appearance encoded every N frames (1: every frame, the most
+    # faithful; more is faster, see README), the frames between rendered from it.
+    keyframe_every: int = 1
     # A visible disclosure burnt into every frame (likeness.media.label); the manifest
     # records it. Off in the CLI (--label), on in the web app.
     label: bool = False
@@ -82,6 +85,8 @@ class AnimateConfig:
                 raise InputError(f"--drive needs a face number 0 or more, got {index!r}")
         if len({index for index, _ in self.drive}) != len(self.drive):
             raise InputError("--drive names the same face twice")
+        if not 1 <= self.keyframe_every <= 30:
+            raise InputError(f"--keyframe-every must be 1-30, got {self.keyframe_every}")
         if self.label:
             from likeness.media.label import check_label
 

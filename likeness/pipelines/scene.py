@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from likeness.errors import InputError, NoFaceError
+from likeness.generator import keypoints as kpt
 from likeness.generator import scripted
 from likeness.generator.motion import TransferConfig
 from likeness.pipelines.compositing import paste_faces, side_by_side
@@ -47,6 +48,11 @@ from likeness.pipelines.video_source import (
     target_keypoints,
 )
 from likeness.ui import Progress, no_progress
+
+RIGID = list(kpt.RIGID_ROWS)
+# A keyframe serves while the head's rigid points stay within 0.05 crop widths (0.1 in
+# the crop's [-1, 1] units) of where they were in it; beyond, a new keyframe is cut.
+KEYFRAME_DRIFT = 0.1
 
 if TYPE_CHECKING:
     from likeness.faces import Face, FaceStack
@@ -126,11 +132,18 @@ class Scene:
         cfg = self.config
         drivers: dict[Path | None, Any] = {}
         for clip in self.plan.clips(self.main):
-            keep = self.preview is not None and clip == self.main
+            keep = self.preview is not None and clip == self._preview_clip
             drivers[clip] = ClipDriver(
                 self.infos[clip], self.stack, self.model, cfg, self.fps, cfg.loop, keep
             )
         return drivers
+
+    @property
+    def _preview_clip(self) -> Path | None:
+        """The clip the preview shows on the left: the main one, else the first --drive
+        (with none, scripted motion, the source itself)."""
+        clips = self.plan.clips(self.main)
+        return clips[0] if clips else None
 
     def _run(self, advance) -> AnimateResult:
         from likeness.faces.paste import PasteConfig, crop_mask
@@ -147,6 +160,7 @@ class Scene:
         clips = self._drivers()
         scripts: dict[int, ScriptDriver] = {}
         still: dict[int, tuple[FaceView, Any]] = {}  # a photo's faces: cropped, encoded once
+        keys: dict[int, tuple[FaceView, Any, int]] = {}  # a video's faces: last keyframe
         wanted = self.plan.faces
         with contextlib.ExitStack() as stack:
             # The preview first, so it closes last: an output that fails to sign takes
@@ -177,7 +191,7 @@ class Scene:
                     else:
                         step = clips[clip].at(i)
                         reference = clips[clip].reference
-                        if step is not None and clip == self.main:
+                        if step is not None and clip == self._preview_clip:
                             left = step[1]
                     if step is None:
                         ended = True
@@ -190,10 +204,10 @@ class Scene:
                             view = self._view(image, face, size)
                             still[n] = (view, self.model.extract_appearance(view.crop.image))
                         view, appearance = still[n]
+                        here = view.keypoints
                     else:
-                        view = self._view(image, face, size)
-                        appearance = self.model.extract_appearance(view.crop.image)
-                    target = target_keypoints(view.keypoints, reference, step[0], self.transfer)
+                        view, appearance, here = self._keyframe(keys, n, i, image, face, size)
+                    target = target_keypoints(here, reference, step[0], self.transfer)
                     rendered = self.model.render(appearance, view.keypoints, target[None])[0]
                     parts.append((rendered, view.crop))
                 if ended:
@@ -209,6 +223,25 @@ class Scene:
                     preview.write(side_by_side(left if left is not None else image, frame))
                 advance(1)
         return self._result(writer, clips)
+
+    def _keyframe(
+        self, keys: dict, n: int, i: int, image: np.ndarray, face: Face, size: int
+    ) -> tuple[FaceView, Any, np.ndarray]:
+        """Face `n` of video frame `i`: the crop and appearance to render from, and the
+        face's keypoints in that crop. Every frame is its own keyframe by default; with
+        `keyframe_every` K > 1 the appearance is encoded every K frames and the frames
+        between are rendered from it (their own keypoints measured in its crop, pasted
+        with it), unless the head moved more than KEYFRAME_DRIFT since."""
+        held = keys.get(n)
+        if held is not None and i - held[2] < self.config.keyframe_every:
+            view, appearance, _ = held
+            here = kpt.from_face(face.landmarks, face.irises, view.crop.matrix, size)
+            if np.abs(here[RIGID] - view.keypoints[RIGID]).max() <= KEYFRAME_DRIFT:
+                return view, appearance, here
+        view = self._view(image, face, size)
+        appearance = self.model.extract_appearance(view.crop.image)
+        keys[n] = (view, appearance, i)
+        return view, appearance, view.keypoints
 
     def _view(self, image: np.ndarray, face: Face, size: int) -> FaceView:
         return face_view(image, face, size, self.config.crop_scale)
