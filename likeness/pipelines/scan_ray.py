@@ -19,6 +19,7 @@ scan kills its worker `MAX_ATTEMPTS` times gets an error record instead of a fou
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,7 +83,7 @@ class ScanActor:
 
 
 _ACTOR_CLASS = None
-_POOL: dict[tuple[str, ScanConfig], list] = {}  # actors kept between scans (see scan_results)
+_POOL: dict[tuple[str, str, ScanConfig], list] = {}  # actors kept between scans (see scan_results)
 
 
 def _actor_class(ray):
@@ -153,8 +154,7 @@ def scan_results(
     started = connect(address, workers)
     # In a Ray this process already ran (a notebook, a service, the tests) the actors
     # stay for the next scan with the same options: their models are loaded already.
-    job = ray.get_runtime_context().get_job_id()  # a new ray.init: a new job
-    actors: list = [] if started else _POOL.setdefault((job, config), [])
+    actors: list = [] if started else _pooled(ray, config)
     try:
         notes = notes if notes is not None else []
         cpus = cluster_cpus()
@@ -166,10 +166,31 @@ def scan_results(
             ray.shutdown()
 
 
+def _pooled(ray, config: ScanConfig) -> list:
+    """The actors kept for `config` in this Ray (its node id tells a Ray started again
+    from the one before, whose job ids repeat), checked alive: any that is not (or does
+    not answer in 30 s) is dropped with the others, and fresh ones start."""
+    context = ray.get_runtime_context()
+    actors = _POOL.setdefault((context.get_job_id(), context.get_node_id(), config), [])
+    if actors:
+        try:
+            ray.get([actor.pid.remote() for actor in actors], timeout=30)
+        except Exception:  # dead, unknown to this cluster, or stuck: start over
+            for actor in actors:
+                with contextlib.suppress(Exception):  # a dead one cannot be killed
+                    ray.kill(actor, no_restart=True)
+            actors.clear()
+    return actors
+
+
 def _scan(ray, files, config, workers, actors, notes) -> Iterator[tuple[Path, FileScan]]:
     from collections import deque
 
-    from ray.exceptions import RayActorError, RayTaskError
+    from ray import exceptions as rx
+
+    # every way Ray says the worker (or its node) is gone, rather than the scan failing
+    lost_worker = (rx.RayActorError, rx.OutOfMemoryError, rx.ObjectLostError,
+                   rx.NodeDiedError, rx.WorkerCrashedError)  # fmt: skip
 
     Actor = _actor_class(ray)
     gpu = 1 if str(config.device).startswith("cuda") else 0
@@ -210,7 +231,7 @@ def _scan(ray, files, config, workers, actors, notes) -> Iterator[tuple[Path, Fi
         ref, path = queues[slot][0]
         try:
             result = ray.get(ref)
-        except RayActorError:
+        except lost_worker:
             # The worker died (killed, out of memory, node lost) while scanning `path`,
             # holding the files queued behind it: all go back to the front of the line,
             # to a fresh actor; `path` is blamed, and after MAX_ATTEMPTS deaths is an
@@ -232,7 +253,7 @@ def _scan(ray, files, config, workers, actors, notes) -> Iterator[tuple[Path, Fi
             start([slot])
             feed(slot)
             continue
-        except RayTaskError as err:  # the scan itself raised (scan_file should not)
+        except rx.RayTaskError as err:  # the scan itself raised (scan_file should not)
             result = FileScan(error_record(path, RuntimeError(str(err).splitlines()[0])))
         queues[slot].popleft()
         owner.pop(ref)
