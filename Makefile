@@ -16,24 +16,40 @@ $(STAMP): pyproject.toml
 models: $(STAMP)
 	$(LIKENESS) models install
 
-# The demo animates a held-out corpus photo with a held-out driving clip (people the
-# shipped model never saw in training); without ../shared/corpus, scikit-image's
-# astronaut with scripted motion. Then it verifies the result like a stranger would.
+# The demo shows the three jobs. Make: animate a held-out corpus photo with a held-out
+# driving clip (people the shipped model never saw in training); without ../shared/corpus,
+# scikit-image's astronaut with scripted motion. Mark: the output is watermarked and signed;
+# verify it like a stranger would, against the exported root. Catch: scan it beside a real
+# corpus clip (without the corpus: beside the astronaut photo) into JSON lines and the HTML
+# report. About a minute on 2 CPU cores.
 DEMO_PHOTO ?= $(CORPUS)/photos/st-people0.png
 DEMO_DRIVING ?= $(CORPUS)/videos/ap-pose-ref.mp4
+DEMO_REAL ?= $(CORPUS)/videos/vr-3.mp4
+DEMO_CORPUS := $(and $(wildcard $(DEMO_PHOTO)),$(wildcard $(DEMO_DRIVING)),$(wildcard $(DEMO_REAL)))
+DEMO_BESIDE := $(if $(DEMO_CORPUS),$(DEMO_REAL),$(OUT)/astronaut.png)
 
 demo: models
 	mkdir -p $(OUT)
 	$(LIKENESS) keys show >/dev/null 2>&1 || $(LIKENESS) keys init --no-passphrase
 	$(LIKENESS) keys export-trust -o $(OUT)/likeness-root.pem
-	if [ -f $(DEMO_PHOTO) ] && [ -f $(DEMO_DRIVING) ]; then \
-	  $(LIKENESS) animate $(DEMO_PHOTO) $(DEMO_DRIVING) -o $(OUT)/animated.mp4; \
-	else \
-	  $(PY) -c "import cv2; from skimage import data; cv2.imwrite('$(OUT)/astronaut.png', cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))" && \
-	  $(LIKENESS) animate $(OUT)/astronaut.png --motion nod,blink,smile,talk,look-left -o $(OUT)/animated.mp4; \
-	fi
+	@echo "== make: animate a photo (watermarked, C2PA-signed)"
+ifneq ($(DEMO_CORPUS),)
+	$(LIKENESS) animate $(DEMO_PHOTO) $(DEMO_DRIVING) -o $(OUT)/animated.mp4
+else
+	$(PY) -c "import cv2; from skimage import data; cv2.imwrite('$(OUT)/astronaut.png', cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))"
+	$(LIKENESS) animate $(OUT)/astronaut.png --motion nod,blink,smile,talk,look-left -o $(OUT)/animated.mp4
+endif
+	@echo "== mark: verify it against the exported trust anchor"
 	$(LIKENESS) verify $(OUT)/animated.mp4 --trust $(OUT)/likeness-root.pem
-	@echo "demo output: $(abspath $(OUT))/animated.mp4 (watermarked, signed, verified above)"
+	@echo "== catch: scan it beside a real one ($(notdir $(DEMO_BESIDE)))"
+	status=0; $(LIKENESS) scan $(OUT)/animated.mp4 $(DEMO_BESIDE) --trust $(OUT)/likeness-root.pem \
+	  --json $(OUT)/scan.jsonl --html $(OUT)/report.html || status=$$?; \
+	  [ $$status -eq 0 ] || [ $$status -eq 3 ]  # exit 3: something was found manipulated
+	@echo "demo outputs:"
+	@echo "  animated video (watermarked, signed): $(abspath $(OUT))/animated.mp4"
+	@echo "  trust anchor it verified against:     $(abspath $(OUT))/likeness-root.pem"
+	@echo "  scan JSON lines:                      $(abspath $(OUT))/scan.jsonl"
+	@echo "  scan report (open in a browser):      $(abspath $(OUT))/report.html"
 
 test: models
 	$(VENV)/bin/ruff check likeness tests
