@@ -198,3 +198,52 @@ def affine_warp(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return cv2.warpAffine(
         image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
     )
+
+
+# ---------------------------------------------------------------- eyes and mouth
+
+# Inner lips (upper, lower) and the outer eye corners of the 468-point mesh.
+INNER_LIPS = (13, 14)
+OUTER_EYE_CORNERS = (33, 263)
+
+
+def mouth_open(landmarks: np.ndarray) -> float:
+    """Inner-lip gap over the outer eye-corner distance of a mesh (0 closed; about 0.3
+    to 0.5 for a wide-open mouth on the corpus' talking clips), so it does not depend
+    on face size or head position."""
+    gap = np.linalg.norm(landmarks[INNER_LIPS[0], :2] - landmarks[INNER_LIPS[1], :2])
+    ref = np.linalg.norm(landmarks[OUTER_EYE_CORNERS[0], :2] - landmarks[OUTER_EYE_CORNERS[1], :2])
+    return float(gap / max(ref, 1e-9))
+
+
+def gaze_coords_kp(points: np.ndarray) -> np.ndarray:
+    """`gaze_coords` of a generator keypoint set (K, 3) in pixels: what the renderer was
+    asked to do with the irises."""
+    from likeness.generator import keypoints as kpt
+
+    rows = {p: i for i, p in enumerate(kpt.MESH_POINTS)}
+    mesh = np.zeros((468, 3))
+    for p, i in rows.items():
+        mesh[p] = points[i]
+    return gaze_coords(mesh, points[list(kpt.IRIS_ROWS), :2])
+
+
+def correlation(a, b) -> float:
+    """Pearson correlation over the frames where both are finite (NaN if either does not
+    vary)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3 or a[ok].std() < 1e-9 or b[ok].std() < 1e-9:
+        return float("nan")
+    return float(np.corrcoef(a[ok], b[ok])[0, 1])
+
+
+def gain(a, b) -> float:
+    """Least-squares slope of `a` on `b` (both centred): 1 when `a` moves as much as `b`,
+    0 when it does not follow it at all."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3:
+        return float("nan")
+    x, y = b[ok] - b[ok].mean(), a[ok] - a[ok].mean()
+    return float((x @ y) / max(x @ x, 1e-12))

@@ -112,17 +112,21 @@ def _even(n_total: int, n: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, n_total - 1, n)).astype(int))
 
 
-def load_clip(path: Path, stack: FaceStack, size: int, frames: int) -> Clip | None:
-    """Track the largest face over `frames` frames spread over the clip; None if no face."""
+def load_clip(
+    path: Path, stack: FaceStack, size: int, frames: int, smooth: bool = True
+) -> Clip | None:
+    """Track the largest face over `frames` frames spread over the clip; None if no face.
+    `smooth` runs the tracker's One Euro filter over the sampled frames."""
     from likeness.datasets.identities import identity_for
     from likeness.faces import AlignConfig, FaceTracker, align_face, warp_crop
+    from likeness.faces.stack import TrackerConfig
     from likeness.generator import keypoints as kpt
     from likeness.media import iter_frames, probe
     from likeness.pipelines.driving import settle
 
     total = max(probe(path).frames, 1)
     every = max(1, total // frames)
-    tracker = FaceTracker(stack)
+    tracker = FaceTracker(stack, TrackerConfig(smooth=smooth))
     align = AlignConfig(size=size)
     crops, matrices, kps = [], [], []
     first = None

@@ -69,6 +69,8 @@ AXIS_ROWS = _rows((33, 263, 10, 152))
 # Eyelids (upper, lower) for opening ratios, and the inner lips.
 LID_ROWS = (_rows((159, 145)), _rows((386, 374)))
 MOUTH_ROWS = _rows((13, 14))
+# Every eyelid point (upper and lower, both eyes): they move in blinks, fast.
+EYELID_ROWS = _rows((159, 386, 145, 374, 160, 387, 144, 373))
 MOUTH_CORNER_ROWS = _rows((61, 291))
 
 

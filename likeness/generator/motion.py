@@ -68,6 +68,23 @@ def head_fit(src: np.ndarray, dst: np.ndarray) -> Similarity:
     return fit_similarity(src[rows], dst[rows])
 
 
+def amplify_rows(
+    reference: np.ndarray, points: np.ndarray, rows: list[int] | tuple[int, ...], gain: float
+) -> np.ndarray:
+    """`points` with the expression change of `rows` since `reference` (what the head
+    motion between them does not explain) multiplied by `gain`; other rows unchanged."""
+    reference = np.asarray(reference, np.float64)
+    points = np.asarray(points, np.float64)
+    if gain == 1.0:
+        return points.astype(np.float32)
+    head = head_fit(reference, points)
+    rows = list(rows)
+    change = head.inverse()(points[rows]) - reference[rows]
+    out = points.copy()
+    out[rows] = head(reference[rows] + gain * change)
+    return out.astype(np.float32)
+
+
 def rotation_about(points: np.ndarray, yaw: float, pitch: float, roll: float) -> Similarity:
     """A head rotation (degrees, faces.pose conventions) about the rigid points' centre,
     in the crop frame whose axes are x right, y down, z away from the camera."""
