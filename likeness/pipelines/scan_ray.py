@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,13 +106,19 @@ def connect(address: str | None, workers: int | None) -> bool:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     quiet = {"log_to_driver": False, "logging_level": "ERROR"}
     try:
-        if address:  # an existing cluster: its own dashboard and resources
-            ray.init(address=address, **quiet)
-        else:
-            cpus = workers or os.cpu_count() or 1
-            ray.init(num_cpus=cpus, include_dashboard=False, **quiet)
+        # Ray warns on stderr before it raises (a timeout): our one line says it all
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if address:  # an existing cluster: its own dashboard and resources
+                ray.init(address=address, **quiet)
+            else:
+                cpus = workers or os.cpu_count() or 1
+                ray.init(num_cpus=cpus, include_dashboard=False, **quiet)
     except ConnectionError as err:
-        raise InputError(f"cannot reach the Ray cluster at {address}: {err}") from None
+        hint = "" if os.environ.get("RAY_AUTH_MODE") else (
+            " (a cluster with token authentication needs RAY_AUTH_MODE=token and its token)"
+        )  # fmt: skip
+        raise InputError(f"cannot reach the Ray cluster at {address}: {err}{hint}") from None
     except Exception as err:  # ray raises several kinds for a bad address
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise InputError(f"cannot start {where}: {' '.join(str(err).split())[:200]}") from None
