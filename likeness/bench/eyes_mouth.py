@@ -115,7 +115,25 @@ def measure_clip(model, stack, clip, lip_gain: float = 1.0) -> FrameSeries:
     )
 
 
-def load_clips(names: list[str], frames: int, stack, size: int, smooth: bool = True):
+def smooth_driving(clip, how: str) -> np.ndarray:
+    """The clip's (unsmoothed, consecutive) keypoints smoothed as `animate` did before
+    (`head`: one One Euro filter) or does now (`split`: kp_smooth), or not at all."""
+    from likeness.faces.smooth import OneEuroFilter
+    from likeness.generator.kp_smooth import KeypointSmoother
+    from likeness.media import probe
+    from likeness.pipelines.driving import _interocular
+
+    if how == "none":
+        return clip.keypoints
+    fps = probe(clip.path).fps or 25.0
+    smoother = OneEuroFilter() if how == "head" else KeypointSmoother()
+    scale = _interocular(clip.keypoints[0])
+    return np.stack(
+        [smoother(k, i / fps, scale=scale) for i, k in enumerate(clip.keypoints)]
+    ).astype(np.float32)
+
+
+def load_clips(names: list[str], frames: int, stack, size: int, smooth: bool = True, every=None):
     from likeness.bench.common import corpus_dir
     from likeness.bench.generator_inputs import held_out_sources, load_clip
     from likeness.errors import InputError
@@ -128,7 +146,7 @@ def load_clips(names: list[str], frames: int, stack, size: int, smooth: bool = T
     for name in names:
         if name not in held:
             raise InputError(f"{name} is not a test-split video (see likeness/datasets/split.tsv)")
-        clip = load_clip(held[name], stack, size, frames, smooth=smooth)
+        clip = load_clip(held[name], stack, size, frames, smooth=smooth, every=every)
         if clip is not None:
             clips.append(clip)
     return clips
@@ -144,12 +162,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", type=Path, help="write per-clip summaries here")
     ap.add_argument("--unsmoothed", action="store_true", help="tracker without One Euro")
     ap.add_argument("--lip-gain", type=float, default=1.0, help="lip/jaw expression gain")
+    ap.add_argument(
+        "--consecutive",
+        action="store_true",
+        help="the first --frames frames in a row, unsmoothed, then --driving-smooth as animate",
+    )
+    ap.add_argument("--driving-smooth", choices=("none", "head", "split"), default="split")
     args = ap.parse_args(argv)
     model = GeneratorModel.from_pretrained()
     stack = FaceStack()
-    clips = load_clips(
-        args.clips, args.frames, stack, model.config.output_size, not args.unsmoothed
-    )
+    size = model.config.output_size
+    if args.consecutive:
+        clips = load_clips(args.clips, args.frames, stack, size, False, every=1)
+        for clip in clips:
+            clip.keypoints = smooth_driving(clip, args.driving_smooth)
+    else:
+        clips = load_clips(args.clips, args.frames, stack, size, not args.unsmoothed)
     rows = [measure_clip(model, stack, c, lip_gain=args.lip_gain).summary() for c in clips]
     keys = [k for k in rows[0] if k not in ("clip", "frames")]
     mean = {k: float(np.nanmean([r[k] for r in rows])) for k in keys}

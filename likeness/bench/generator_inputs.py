@@ -113,10 +113,16 @@ def _even(n_total: int, n: int) -> np.ndarray:
 
 
 def load_clip(
-    path: Path, stack: FaceStack, size: int, frames: int, smooth: bool = True
+    path: Path,
+    stack: FaceStack,
+    size: int,
+    frames: int,
+    smooth: bool = True,
+    every: int | None = None,
 ) -> Clip | None:
-    """Track the largest face over `frames` frames spread over the clip; None if no face.
-    `smooth` runs the tracker's One Euro filter over the sampled frames."""
+    """Track the largest face over `frames` frames spread over the clip (or every
+    `every`-th from the start); None if no face. `smooth` runs the tracker's One Euro
+    filter over the frames read."""
     from likeness.datasets.identities import identity_for
     from likeness.faces import AlignConfig, FaceTracker, align_face, warp_crop
     from likeness.faces.stack import TrackerConfig
@@ -124,8 +130,8 @@ def load_clip(
     from likeness.media import iter_frames, probe
     from likeness.pipelines.driving import settle
 
-    total = max(probe(path).frames, 1)
-    every = max(1, total // frames)
+    if every is None:
+        every = max(1, max(probe(path).frames, 1) // frames)
     tracker = FaceTracker(stack, TrackerConfig(smooth=smooth))
     align = AlignConfig(size=size)
     crops, matrices, kps = [], [], []

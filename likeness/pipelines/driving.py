@@ -12,7 +12,8 @@ keypoints this module returns read as one driver whose first frame is the whole
 video's reference; the animate pipeline's transfer works on them unchanged.
 `continuity.EaseToNeutral` then removes every jump: a new shot starts where the last
 one ended and eases into its own motion; frames without a face ease back to neutral.
-A One Euro filter (restarted with each shot) smooths the keypoints.
+A One Euro filter (restarted with each shot) smooths the keypoints, the lips', jaw's
+and lids' expression with a faster one (`kp_smooth.KeypointSmoother`).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from likeness.faces import (
     align_face,
 )
 from likeness.faces.geometry import affine_scale, invert_affine
-from likeness.faces.smooth import OneEuroFilter
 from likeness.generator import keypoints as kpt
+from likeness.generator.kp_smooth import KeypointSmoother
 from likeness.generator.motion import MotionTransfer, TransferConfig
 from likeness.pipelines.continuity import EASE_SECONDS, EaseToNeutral
 from likeness.pipelines.driver_face import DriverPicker, same_face
@@ -94,7 +95,7 @@ class DrivingKeypoints:
         # Shots are mapped onto the first one with the video's own relative/absolute
         # choice; region and multiplier apply later, once, in the animate transfer.
         self.shot_transfer = TransferConfig(relative=config.relative)
-        self.filter: OneEuroFilter | None = None
+        self.filter: KeypointSmoother | None = None
         self.matrix0: np.ndarray | None = None  # the current shot's reference crop
         self.reference: np.ndarray | None = None  # the first shot's first keypoints
         self.to_first: MotionTransfer | None = None  # this shot -> the first shot
@@ -196,7 +197,8 @@ class DrivingKeypoints:
         if s.anchor or s.after_gap:
             # A new shot (or a face back after a gap) must not be smoothed towards the
             # old one: the ease joins them instead.
-            self.filter = OneEuroFilter() if self.smooth else None
+            # The head as steady as before; lips, jaw and lids keep their speed (kp_smooth).
+            self.filter = KeypointSmoother() if self.smooth else None
         kp = self._smooth(kp, s.frame.time)
         if s.anchor:
             if self.reference is None:
