@@ -22,7 +22,8 @@ FILES = ("astronaut.png", "astro.mp4", "blank.png", "broken.mp4", "flip.png")
 def ray_local():
     ray = pytest.importorskip("ray", reason="the ray extra (make test installs it)")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             logging_level="ERROR")  # fmt: skip
     yield ray
     ray.shutdown()
 

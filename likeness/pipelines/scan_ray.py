@@ -113,7 +113,8 @@ def connect(address: str | None, workers: int | None) -> bool:
                 ray.init(address=address, **quiet)
             else:
                 cpus = workers or os.cpu_count() or 1
-                ray.init(num_cpus=cpus, include_dashboard=False, **quiet)
+                # "local": a new Ray, never one a `ray start` left behind here
+                ray.init(address="local", num_cpus=cpus, include_dashboard=False, **quiet)
     except ConnectionError as err:
         hint = "" if os.environ.get("RAY_AUTH_MODE") else (
             " (a cluster with token authentication needs RAY_AUTH_MODE=token and its token)"
