@@ -178,3 +178,19 @@ def test_irises_move_the_way_the_keypoints_look(driven):
 def test_irises_move_at_least_half_as_far_as_the_keypoints(driven):
     shift = _gaze_shift(driven, 0.2)
     assert (shift > 0.2).all(), shift
+
+
+def test_mouth_correlation_and_gain_read_how_far_one_series_follows_another():
+    rng = np.random.default_rng(2)
+    driver = rng.uniform(0.0, 0.4, 40)
+    half = 0.1 + 0.5 * driver
+    assert fm.gain(half, driver) == pytest.approx(0.5)
+    assert fm.correlation(half, driver) == pytest.approx(1.0)
+    assert np.isnan(fm.correlation(np.full(40, 0.1), driver))  # a still mouth
+    assert abs(fm.correlation(rng.uniform(0, 0.4, 40), driver)) < 0.5
+    # the mesh ratio: inner-lip gap over the outer eye corners, any face size
+    mesh = np.zeros((468, 3))
+    mesh[33, 0], mesh[263, 0] = -50, 50
+    mesh[13, 1], mesh[14, 1] = 0, 20
+    assert fm.mouth_open(mesh) == pytest.approx(0.2)
+    assert fm.mouth_open(mesh * 3) == pytest.approx(0.2)

@@ -159,6 +159,7 @@ def self_reenact(model: GeneratorModel, stack: FaceStack, clip: Clip) -> ItemRes
             )
         measured = sum(t is not None for t in truth_faces)
         scores.add(method, "face_lost", lost / measured if measured else float("nan"))
+        scores.add(method, "mouth_corr", mouth_correlation(faces, truth_faces))
     motion = np.abs(kps[:, :, :2] - kp_source[None, :, :2]).mean(axis=(1, 2))
     panels = [
         Panel([source, truth[t], *(outputs[m][t] for m in METHODS)], float(motion[t]))
@@ -221,6 +222,7 @@ def cross_reenact(
             scores.add(method, "expression_error", expr * unit)
         measured = sum(d is not None for d in drv[1:])
         scores.add(method, "face_lost", lost / measured if measured else float("nan"))
+        scores.add(method, "mouth_corr", mouth_correlation(faces[1:], drv[1:]))
     motion = np.abs(driving[:, :, :2] - driving[:1, :, :2]).mean(axis=(1, 2))
     panels = [
         Panel([photo.crop, clip.crops[t], *(outputs[m][t] for m in METHODS)], float(motion[t]))
@@ -234,6 +236,17 @@ def cross_reenact(
         **scores.summary(),
     }
     return ItemResult(row, panels)
+
+
+def mouth_correlation(got: list, want: list) -> float:
+    """Per-frame correlation of the output's mouth-open ratio with the reference's (the
+    truth, or the driver), over frames where both have a face; NaN when either does not
+    vary (no motion) or fewer than 3 frames were measured."""
+    pairs = [(g, w) for g, w in zip(got, want, strict=True) if g is not None and w is not None]
+    return fm.correlation(
+        [fm.mouth_open(g.landmarks) for g, _ in pairs],
+        [fm.mouth_open(w.landmarks) for _, w in pairs],
+    )
 
 
 def cross_pairs(inputs: BenchInputs, per_photo: int) -> list[tuple[Photo, Clip]]:
