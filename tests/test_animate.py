@@ -234,7 +234,7 @@ def test_a_driving_video_without_any_face_is_refused(face_stack):
         tracker.finish("x.mp4")
 
 
-def test_an_error_mid_run_leaves_nothing(keys, tiny_weights, photo, driving, outdir):
+def test_an_error_mid_run_leaves_nothing(keys, tiny_weights, photo, driving, outdir, monkeypatch):
     job = prepare(
         photo, outdir / "x.mp4", driving, AnimateConfig(weights=tiny_weights, batch_size=4)
     )
@@ -246,7 +246,8 @@ def test_an_error_mid_run_leaves_nothing(keys, tiny_weights, photo, driving, out
             raise RuntimeError("boom")
         return real(*args)
 
-    job.model.render = failing
+    # The loaded generator is shared by every job of the process: patch it for this test only.
+    monkeypatch.setattr(job.model, "render", failing)
     with pytest.raises(RuntimeError, match="boom"):
         job.run()
     assert list(outdir.iterdir()) == []

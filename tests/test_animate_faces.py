@@ -195,7 +195,7 @@ def test_face_ids_follow_each_face_through_reordering_gaps_and_newcomers():
 
 
 def test_an_error_mid_scene_leaves_neither_output_nor_preview(
-    keys, tiny_weights, two_people, drivers, tmp_path
+    keys, tiny_weights, two_people, drivers, tmp_path, monkeypatch
 ):
     from likeness.pipelines.animate import AnimateConfig, prepare
 
@@ -211,7 +211,8 @@ def test_an_error_mid_scene_leaves_neither_output_nor_preview(
             raise RuntimeError("boom")
         return real(*args)
 
-    job.model.render = failing
+    # The loaded generator is shared by every job of the process: patch it for this test only.
+    monkeypatch.setattr(job.model, "render", failing)
     with pytest.raises(RuntimeError, match="boom"):
         job.run()
     assert list(outdir.iterdir()) == []

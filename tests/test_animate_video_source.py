@@ -202,7 +202,9 @@ def test_transfer_pose_on_a_photo_is_refused(keys, tiny_weights, clips, tmp_path
         )  # fmt: skip
 
 
-def test_keyframes_encode_the_source_face_every_n_frames(keys, tiny_weights, clips, tmp_path):
+def test_keyframes_encode_the_source_face_every_n_frames(
+    keys, tiny_weights, clips, tmp_path, monkeypatch
+):
     config = AnimateConfig(weights=tiny_weights, audio=False, keyframe_every=4)
     job = prepare(clips["source"], tmp_path / "k.mp4", clips["driving"], config)
     real, calls = job.model.extract_appearance, []
@@ -211,7 +213,7 @@ def test_keyframes_encode_the_source_face_every_n_frames(keys, tiny_weights, cli
         calls.append(1)
         return real(crop)
 
-    job.model.extract_appearance = counted
+    monkeypatch.setattr(job.model, "extract_appearance", counted)  # the model is shared
     result = job.run()
     # 12 frames, a head that nods 1.5 px: a keyframe every 4 frames, no early one.
     assert result.frames == 12 and len(calls) == 3

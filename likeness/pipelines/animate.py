@@ -126,8 +126,8 @@ def prepare(
     """
     from likeness.config import choose_device
     from likeness.faces import FaceStack, pick_face
-    from likeness.generator.model import GeneratorModel
     from likeness.media import read_image, require_video
+    from likeness.pipelines.generator_cache import load_generator
 
     started = time.perf_counter()
     photo, out = Path(photo), Path(out)
@@ -143,7 +143,7 @@ def prepare(
     # cheaper one to report.
     faces = stack.analyze(image)
     pick_face(faces, config.face, what=photo.name)
-    model = GeneratorModel.from_pretrained(config.weights, choose_device(config.device))
+    model = load_generator(config.weights, choose_device(config.device))
     source = crop_source(image, faces, model.config.output_size, config, photo.name)
     if info is not None:
         fps = info.fps or DEFAULT_FPS

@@ -288,8 +288,8 @@ def prepare_scene(
     """Check everything and load what is needed for a scene; nothing is written yet."""
     from likeness.config import choose_device
     from likeness.faces import FaceStack
-    from likeness.generator.model import GeneratorModel
     from likeness.media import read_image, require_video
+    from likeness.pipelines.generator_cache import load_generator
 
     video = is_video_source(source_path)
     clips_given = [driving] if driving is not None else []
@@ -327,7 +327,7 @@ def prepare_scene(
     )  # fmt: skip
     if not config.paste_back and len(plan.faces) > 1:
         raise InputError("--crop-only writes one face's crop: pick one face (--face N)")
-    model = GeneratorModel.from_pretrained(config.weights, choose_device(config.device))
+    model = load_generator(config.weights, choose_device(config.device))
     fps, lengths = _timing(config, source_info, infos, driving, names)
     total = max(lengths) if config.loop else min(lengths)
     total = min(total, config.max_frames or total)
