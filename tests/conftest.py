@@ -15,6 +15,19 @@ from likeness.faces.models import models_root
 MODELS_ROOT = models_root()
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Two cores shared with other work: torch's two OpenMP threads then wait on each
+    other at every op (measured 10-50x slower than one thread here). Modules that run
+    the generator use it: `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def corpus() -> Path:
     found = corpus_dir()

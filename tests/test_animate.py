@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -20,7 +19,9 @@ from likeness.generator import keypoints as kpt
 from likeness.generator import scripted
 from likeness.pipelines.animate import AnimateConfig, animate, crop_source, prepare
 from tests import samples
-from tests.samples import psnr, run_cli
+from tests.samples import decode, psnr, run_cli, write_clip
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SIZE = 256
 SHIPPED = Path(__file__).resolve().parents[1] / "likeness" / "weights" / "generator"
@@ -31,18 +32,6 @@ needs_shipped = pytest.mark.skipif(
 
 
 # ---------------------------------------------------------------- fixtures and helpers
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Two cores shared with other work: torch's two OpenMP threads then wait on each
-    other at every op (measured 10-50x slower than one thread here)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
@@ -78,26 +67,6 @@ def outdir(tmp_path: Path) -> Path:
 def write_png(path: Path, rgb: np.ndarray) -> Path:
     path.write_bytes(samples.png_bytes(rgb))
     return path
-
-
-def write_clip(path: Path, frames: list[np.ndarray], fps: int = 25) -> Path:
-    """Frames as H.264 with PyAV directly (these tests do not lean on our writer)."""
-    h, w = frames[0].shape[:2]
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height = w, h
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "16", "preset": "ultrafast"}
-        for rgb in frames:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
-        out.mux(stream.encode())
-    return path
-
-
-def decode(path: Path) -> list[np.ndarray]:
-    from likeness.media import iter_frames
-
-    return [f.image for f in iter_frames(path)]
 
 
 # ---------------------------------------------------------------- end to end, tiny model

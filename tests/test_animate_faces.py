@@ -12,23 +12,9 @@ import pytest
 from likeness.errors import InputError
 from likeness.pipelines.faces_plan import FaceIds, parse_drive, parse_face, plan_faces
 from tests import samples
-from tests.samples import run_cli
+from tests.samples import decode, run_cli
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def decode(path: Path) -> list[np.ndarray]:
-    from likeness.media import iter_frames
-
-    return [f.image for f in iter_frames(path)]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -17,40 +16,11 @@ import pytest
 from likeness.errors import InputError
 from likeness.pipelines.animate import AnimateConfig, prepare
 from tests import samples
-from tests.samples import run_cli
+from tests.samples import decode, run_cli, write_clip
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SIZE = 256
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Two shared cores: two torch threads wait on each other (see test_animate)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def write_clip(path: Path, frames: list[np.ndarray], fps: int = 25) -> Path:
-    """Frames as H.264 with PyAV directly (the tests do not lean on our writer)."""
-    h, w = frames[0].shape[:2]
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height = w, h
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "14", "preset": "ultrafast"}
-        for rgb in frames:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
-        out.mux(stream.encode())
-    return path
-
-
-def decode(path: Path) -> list[np.ndarray]:
-    from likeness.media import iter_frames
-
-    return [f.image for f in iter_frames(path)]
 
 
 FACE_BOX = (60, 50, 200, 230)  # x0, y0, x1, y1 of the astronaut's head at 256 px
@@ -73,10 +43,10 @@ def clips(tmp_path_factory, astronaut) -> dict[str, Path]:
     fast = [cv2.warpAffine(base, np.float32([[1, 0, 3 * np.sin(i)], [0, 1, 0]]), (SIZE, SIZE))
             for i in range(10)]  # fmt: skip
     return {
-        "source": write_clip(folder / "source.mp4", frames),
+        "source": write_clip(folder / "source.mp4", frames, crf=14),
         "driving": driver,
-        "driving30": write_clip(folder / "driving30.mp4", fast, fps=30),
-        "faceless": write_clip(folder / "faceless.mp4", [np.full_like(base, 128)] * 6),
+        "driving30": write_clip(folder / "driving30.mp4", fast, fps=30, crf=14),
+        "faceless": write_clip(folder / "faceless.mp4", [np.full_like(base, 128)] * 6, crf=14),
     }
 
 

@@ -15,22 +15,14 @@ from likeness.pipelines.configs import AnimateConfig
 from likeness.pipelines.continuity import EaseToNeutral
 from likeness.pipelines.driver_face import DriverPicker
 from likeness.pipelines.shots import CutConfig, ShotCuts
-from tests.samples import run_cli
-from tests.test_animate import SHIPPED, decode, write_clip, write_png
+from tests.samples import decode, run_cli, write_clip
+from tests.test_animate import SHIPPED, write_png
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 needs_shipped = pytest.mark.skipif(
     not (SHIPPED / "model.safetensors").is_file(), reason="shipped generator weights missing"
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _pictures() -> list[np.ndarray]:
