@@ -412,6 +412,20 @@ def test_animate_returns_a_signed_mp4_that_verifies(served, keys, root_pem, tiny
         made = tmp_path / "animated.mp4"
         made.write_bytes(resp.content)
         checked = client.post("/v1/verify", files=_upload(made))
+        plain = client.post(
+            "/v1/animate",
+            files=_upload(media / "astronaut.png", field="photo"),
+            data={**form, "label": "false"},
+        )
+        assert plain.status_code == 200, plain.text
+        (tmp_path / "plain.mp4").write_bytes(plain.content)
+        unlabelled = client.post("/v1/verify", files=_upload(tmp_path / "plain.mp4")).json()
+        bad_label = client.post(
+            "/v1/animate",
+            files=_upload(media / "astronaut.png", field="photo"),
+            data={**form, "label": "maybe"},
+        )
+        assert "label must be true or false" in _one_line_error(bad_label, 400)
         _empty(up)
     assert checked.status_code == 200, checked.text
     data = checked.json()
@@ -420,6 +434,9 @@ def test_animate_returns_a_signed_mp4_that_verifies(served, keys, root_pem, tiny
     payload = data["watermark"]["payload"]
     payload = payload["hex"] if isinstance(payload, dict) else payload
     assert resp.headers["x-likeness-payload"] == payload
+    # The web app labels by default; the manifest says so, and label=false turns it off.
+    assert data["manifest_summary"]["visible_label"]["text"] == "AI-generated"
+    assert unlabelled["manifest_summary"].get("visible_label") is None
 
 
 # ---------------------------------------------------------------- sniffing, names

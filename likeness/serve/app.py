@@ -268,6 +268,7 @@ def create_app(config: ServeConfig | None = None, engine: Engine | None = None):
                 "max_frames": ("integer", f"frames at most (≤ {config.animate_max_frames})"),
                 "region": ("string", "with a driving video: all, pose, expression, eyes, lips"),
                 "multiplier": ("number", "scale of the expression change (0-5)"),
+                "label": ("boolean", 'a visible "AI-generated" label (default true)'),
             },
             ("photo",),
         ),
@@ -292,7 +293,7 @@ def create_app(config: ServeConfig | None = None, engine: Engine | None = None):
                 "there (every animated video is signed)"
             )
         with request_folder(root) as folder:
-            fields = {"motion", "max_frames", "region", "multiplier"}
+            fields = {"motion", "max_frames", "region", "multiplier", "label"}
             form = await form_of(request, folder, {"photo", "driving"}, fields)
             job = AnimateRequest(
                 photo=form.file("photo", kind="image"),
@@ -301,6 +302,7 @@ def create_app(config: ServeConfig | None = None, engine: Engine | None = None):
                 max_frames=_int_field(form.fields, "max_frames", config.animate_max_frames),
                 region=(form.fields.get("region") or "all").strip(),
                 multiplier=_float_field(form.fields, "multiplier", 1.0),
+                label=_bool_field(form.fields, "label", True),
             )
             out = folder / "animated.mp4"
             result = await run_in_threadpool(engine.animate, job, out)
@@ -337,6 +339,17 @@ def _float_field(fields: dict[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise HttpError(f"{name} must be a number, got {raw[:20]!r}") from None
+
+
+def _bool_field(fields: dict[str, str], name: str, default: bool) -> bool:
+    raw = (fields.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("true", "1", "yes", "on"):
+        return True
+    if raw in ("false", "0", "no", "off"):
+        return False
+    raise HttpError(f"{name} must be true or false, got {raw[:20]!r}")
 
 
 def _json_safe(data: dict) -> dict:

@@ -44,6 +44,9 @@ class AnimateRequest:
     max_frames: int
     region: str = "all"
     multiplier: float = 1.0
+    # Web-app videos carry the visible "AI-generated" label unless the request says
+    # label=false (EU AI Act art. 50: deepfakes disclosed to people, not only machines).
+    label: bool = True
 
 
 class Engine:
@@ -151,6 +154,7 @@ class Engine:
             max_frames=job.max_frames,
             region=job.region if job.driving is not None else "all",
             multiplier=job.multiplier,
+            label=job.label,
         )
         driving = job.driving.path if job.driving is not None else None
         with self._animate_lock:

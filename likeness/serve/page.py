@@ -68,6 +68,8 @@ machine, kept only while the request runs, then deleted. Limit {limit} per uploa
 </label>
 <label>Frames at most <input type="number" name="max_frames" min="1"
 max="{animate_max_frames}" value="{min(100, animate_max_frames)}"></label>
+<label><input type="checkbox" name="label" checked> A visible "AI-generated" label in
+every frame</label>
 <button type="submit">Animate</button>
 </form>
 <div class="status" id="animate-status" role="status"></div>
@@ -137,6 +139,8 @@ APP_JS = r"""
       if (!el.name) continue;
       if (el.type === "file") {
         if (el.files.length) body.append(el.name, el.files[0], el.files[0].name);
+      } else if (el.type === "checkbox") {
+        body.append(el.name, el.checked ? "true" : "false");
       } else if (el.value.trim()) {
         body.append(el.name, el.value.trim());
       }
