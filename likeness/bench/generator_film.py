@@ -12,7 +12,6 @@ the whole output: 1 is an ordinary frame; the issue's bound is 3.
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
@@ -60,8 +59,9 @@ def _two_people(clips: list[Clip]) -> tuple[Clip, Clip] | None:
 
 def film_scene(photo: Path, clips: list[Clip], weights: Path | None, quick: bool) -> dict:
     """The film-scene row: fps end to end (CPU) and the cut jump ratio."""
+    from likeness.bench.generator_speed import timed_animate
     from likeness.media import VideoWriter, iter_frames
-    from likeness.pipelines.animate import AnimateConfig, prepare
+    from likeness.pipelines.animate import AnimateConfig
 
     pair = _two_people(clips)
     if pair is None:
@@ -75,13 +75,8 @@ def film_scene(photo: Path, clips: list[Clip], weights: Path | None, quick: bool
         with VideoWriter(driving, 25, crf=16, preset="veryfast") as writer:
             for rgb in frames:
                 writer.write(rgb)
-        t0 = time.perf_counter()
-        job = prepare(
-            photo, Path(tmp) / "out.mp4", driving, AnimateConfig(weights=weights, device="cpu")
-        )
-        t1 = time.perf_counter()
-        result = job.run()
-        t2 = time.perf_counter()
+        config = AnimateConfig(weights=weights, device="cpu")
+        result, timing = timed_animate(photo, Path(tmp) / "out.mp4", driving, config)
         change, before = [], None
         for f in iter_frames(result.output):  # one frame at a time: any length
             now = f.image.astype(np.float32)
@@ -97,10 +92,8 @@ def film_scene(photo: Path, clips: list[Clip], weights: Path | None, quick: bool
         f"(shot 1: {pair[0].name} panned {PAN} px; shot 2: {pair[1].name} framed wider)",
         "device": "cpu",
         "photo": photo.name,
-        "frames": result.frames,
+        **timing,
         "cut_after_frame": cut - 1,
-        "fps": round(result.frames / (t2 - t1), 2),
-        "fps_including_loading": round(result.frames / (t2 - t0), 2),
         "cut_jump_ratio": round(ratio, 3) if ratio is not None else None,
         "median_change": round(median, 3),
         "target_ratio": TARGET_RATIO,

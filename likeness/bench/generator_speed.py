@@ -16,6 +16,8 @@ from likeness.bench.generator_quality import BATCH
 
 if TYPE_CHECKING:
     from likeness.generator.model import GeneratorModel
+    from likeness.pipelines.animate import AnimateResult
+    from likeness.pipelines.configs import AnimateConfig
 
 SPEED_REPEATS = {False: 3, True: 1}
 
@@ -85,22 +87,35 @@ def gpu_model_speed(model: GeneratorModel, clip: Clip, quick: bool) -> dict | No
 def end_to_end(photo: Path, driving: Path, weights: Path | None, device: str, frames: int) -> dict:
     """`animate` on a held-out photo and driving clip into a temp folder."""
     try:
-        from likeness.pipelines.animate import AnimateConfig, prepare
+        from likeness.pipelines.animate import AnimateConfig
     except ImportError as err:  # the pipeline is optional in partial builds
         return {"measured": False, "reason": f"likeness.pipelines.animate unavailable ({err})"}
     config = AnimateConfig(weights=weights, device=device, max_frames=frames)
     with tempfile.TemporaryDirectory(prefix="likeness-bench-") as tmp:
-        t0 = time.perf_counter()
-        job = prepare(photo, Path(tmp) / "e2e.mp4", driving, config)
-        t1 = time.perf_counter()
-        result = job.run()
-        t2 = time.perf_counter()
+        _, timing = timed_animate(photo, Path(tmp) / "e2e.mp4", driving, config)
     return {
         "measured": True,
         "how": "likeness.pipelines.animate.animate (prepare + run)",
         "device": device,
         "photo": photo.name,
         "driving": driving.name,
+        **timing,
+    }
+
+
+def timed_animate(
+    source: Path, out: Path, driving: Path, config: AnimateConfig
+) -> tuple[AnimateResult, dict]:
+    """`prepare` + `run` of one animate job, and its row's timing fields: frames, fps of
+    the run alone, fps with the loading, and the seconds `prepare` took."""
+    from likeness.pipelines.animate import prepare
+
+    t0 = time.perf_counter()
+    job = prepare(source, out, driving, config)
+    t1 = time.perf_counter()
+    result = job.run()
+    t2 = time.perf_counter()
+    return result, {
         "frames": result.frames,
         "fps": round(result.frames / (t2 - t1), 2),
         "fps_including_loading": round(result.frames / (t2 - t0), 2),
@@ -149,15 +164,11 @@ def end_to_end_video_source(
     """`animate SOURCE.mp4 DRIVING.mp4`: per frame both videos decoded and tracked, the
     source face cropped and encoded, rendered, pasted back, watermarked, encoded."""
     from likeness.media import probe
-    from likeness.pipelines.animate import AnimateConfig, prepare
+    from likeness.pipelines.animate import AnimateConfig
 
     config = AnimateConfig(weights=weights, device=device, max_frames=frames)
     with tempfile.TemporaryDirectory(prefix="likeness-bench-") as tmp:
-        t0 = time.perf_counter()
-        job = prepare(source, Path(tmp) / "video-source.mp4", driving, config)
-        t1 = time.perf_counter()
-        result = job.run()
-        t2 = time.perf_counter()
+        _, timing = timed_animate(source, Path(tmp) / "video-source.mp4", driving, config)
     info = probe(source)
     return {
         "measured": True,
@@ -166,9 +177,6 @@ def end_to_end_video_source(
         "source": source.name,
         "source_size": [info.width, info.height],
         "driving": driving.name,
-        "frames": result.frames,
-        "fps": round(result.frames / (t2 - t1), 2),
-        "fps_including_loading": round(result.frames / (t2 - t0), 2),
-        "prepare_seconds": round(t1 - t0, 2),
+        **timing,
         "target_fps": TARGET_VIDEO_SOURCE_FPS,
     }
