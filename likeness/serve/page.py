@@ -106,6 +106,22 @@ APP_JS = r"""
     el.className = "status" + (isError ? " error" : "");
   }
 
+  // POST a form; the response when it is ok, else null with the error said in `status`.
+  async function post(url, body, status) {
+    let resp;
+    try {
+      resp = await fetch(url, {method: "POST", body, headers: headers()});
+    } catch (e) {
+      say(status, "the upload failed: " + e.message, true);
+      return null;
+    }
+    if (!resp.ok) {
+      say(status, await errorText(resp), true);
+      return null;
+    }
+    return resp;
+  }
+
   async function scan(file) {
     const status = $("scan-status"), result = $("result");
     result.innerHTML = "";
@@ -113,17 +129,8 @@ APP_JS = r"""
     const body = new FormData();
     body.append("file", file, file.name);
     const t0 = performance.now();
-    let resp;
-    try {
-      resp = await fetch("/v1/scan?format=html", {method: "POST", body, headers: headers()});
-    } catch (e) {
-      say(status, "the upload failed: " + e.message, true);
-      return;
-    }
-    if (!resp.ok) {
-      say(status, await errorText(resp), true);
-      return;
-    }
+    const resp = await post("/v1/scan?format=html", body, status);
+    if (!resp) return;
     // The server's own report markup; every file-controlled string in it is escaped.
     result.innerHTML = await resp.text();
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
@@ -146,17 +153,8 @@ APP_JS = r"""
       }
     }
     say(status, "animating … (about a second per few frames on a CPU)", false);
-    let resp;
-    try {
-      resp = await fetch("/v1/animate", {method: "POST", body, headers: headers()});
-    } catch (e) {
-      say(status, "the upload failed: " + e.message, true);
-      return;
-    }
-    if (!resp.ok) {
-      say(status, await errorText(resp), true);
-      return;
-    }
+    const resp = await post("/v1/animate", body, status);
+    if (!resp) return;
     const blob = await resp.blob();
     const url = URL.createObjectURL(blob);
     const video = document.createElement("video");
