@@ -115,3 +115,18 @@ def decode(path: Path) -> list[np.ndarray]:
     from likeness.media import iter_frames
 
     return [f.image for f in iter_frames(path)]
+
+
+def fail_render_after(monkeypatch, model, calls: int) -> None:
+    """Make `model.render` raise RuntimeError("boom") after `calls` good calls. The
+    loaded generator is shared by every job of the process, so it is patched through
+    `monkeypatch` for the one test only."""
+    real, made = model.render, []
+
+    def failing(*args):
+        made.append(1)
+        if len(made) > calls:
+            raise RuntimeError("boom")
+        return real(*args)
+
+    monkeypatch.setattr(model, "render", failing)

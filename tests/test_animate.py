@@ -207,16 +207,7 @@ def test_an_error_mid_run_leaves_nothing(keys, tiny_weights, photo, driving, out
     job = prepare(
         photo, outdir / "x.mp4", driving, AnimateConfig(weights=tiny_weights, batch_size=4)
     )
-    real, calls = job.model.render, []
-
-    def failing(*args):
-        calls.append(1)
-        if len(calls) > 1:
-            raise RuntimeError("boom")
-        return real(*args)
-
-    # The loaded generator is shared by every job of the process: patch it for this test only.
-    monkeypatch.setattr(job.model, "render", failing)
+    samples.fail_render_after(monkeypatch, job.model, 1)
     with pytest.raises(RuntimeError, match="boom"):
         job.run()
     assert list(outdir.iterdir()) == []

@@ -189,16 +189,7 @@ def test_an_error_mid_scene_leaves_neither_output_nor_preview(
     outdir.mkdir()
     config = AnimateConfig(weights=tiny_weights, face="all", preview=outdir / "side.mp4")
     job = prepare(two_people, outdir / "x.mp4", drivers["a"], config)
-    real, calls = job.model.render, []
-
-    def failing(*args):
-        calls.append(1)
-        if len(calls) > 3:
-            raise RuntimeError("boom")
-        return real(*args)
-
-    # The loaded generator is shared by every job of the process: patch it for this test only.
-    monkeypatch.setattr(job.model, "render", failing)
+    samples.fail_render_after(monkeypatch, job.model, 3)
     with pytest.raises(RuntimeError, match="boom"):
         job.run()
     assert list(outdir.iterdir()) == []
