@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from likeness.errors import InputError
-from likeness.generator import keypoints as kpt
 from likeness.generator import scripted
 from likeness.generator.motion import MotionTransfer, TransferConfig
 from likeness.pipelines.compositing import Composer
@@ -193,12 +192,11 @@ def _check_mode(driving: Path | None, config: AnimateConfig, motion: str | None)
 def crop_source(
     image: np.ndarray, faces: list[Face], size: int, config: AnimateConfig, name: str
 ) -> Source:
-    from likeness.faces import AlignConfig, align_face, pick_face
+    from likeness.faces import pick_face
+    from likeness.pipelines.video_source import face_view
 
-    face = pick_face(faces, config.face, what=name)
-    crop = align_face(image, face, AlignConfig(size=size, scale=config.crop_scale))
-    keypoints = kpt.from_face(face.landmarks, face.irises, crop.matrix, size)
-    return Source(image, crop, keypoints, len(faces))
+    view = face_view(image, pick_face(faces, config.face, what=name), size, config.crop_scale)
+    return Source(image, view.crop, view.keypoints, len(faces))
 
 
 def _writer(
