@@ -1,8 +1,10 @@
 """The face stack: detection, mesh, iris and pose for still images and video.
 
-Video follows MediaPipe's tracking scheme: after a face is found, the next frame's mesh
-rectangle comes from this frame's mesh, and the detector runs again only when a track is
-lost or every `redetect_every` frames (to pick up faces that enter).
+Video: a face found once is followed frame to frame (its track keeps its place in the
+list and its smoothing). Each frame's mesh is cut from that frame's detection of the
+face, as a still image's is (`TrackerConfig.mesh_from_detection`); where the detector
+misses it, from the rectangle the last frame's mesh gives (MediaPipe's tracking scheme).
+New faces are looked for when a track is lost or every `redetect_every` frames.
 """
 
 from __future__ import annotations
@@ -126,6 +128,15 @@ class TrackerConfig:
     redetect_every: int = 30
     smoothing: OneEuroConfig = field(default_factory=OneEuroConfig)
     smooth: bool = True
+    # Each frame's mesh (and so its eye corners and irises) is cut from that frame's own
+    # detection, as a still image's is; the rectangle carried from the last frame's mesh
+    # only where the detector misses the face. The carried rectangle sits higher and 6 %
+    # larger than a detection's, and the mesh it gives puts the eye corners elsewhere:
+    # gaze (iris in its eye's frame) against the still-image measure of the same crop,
+    # 12 held-out clips x 24 frames, erred 0.045 eye widths carried against 0.026 from
+    # the frame's detection (no motion: 0.042); mouth opening 0.030 against 0.022.
+    # Costs one detector run a frame (8 ms of a 30 ms frame at 512 px on this CPU).
+    mesh_from_detection: bool = True
 
 
 class FaceTracker:
@@ -148,14 +159,30 @@ class FaceTracker:
         face.pose = head_pose(face.landmarks)
         return face
 
+    def _claim(self, track: _Track, found: list[Detection]) -> Detection | None:
+        """This frame's detection of `track`'s face (taken out of `found`), if any."""
+        if not found:
+            return None
+        overlap = box_iou(track.face.box, np.stack([d.box for d in found]))
+        best = int(np.argmax(overlap))
+        return found.pop(best) if overlap[best] > 0.3 else None
+
+    def _describe_track(self, rgb: np.ndarray, track: _Track, found: list[Detection]):
+        det = self._claim(track, found) if self.config.mesh_from_detection else None
+        if det is not None and (face := self.stack.describe(rgb, det)) is not None:
+            return face
+        return self.stack.describe(
+            rgb, track.face.detection, roi_from_landmarks(track.face.landmarks)
+        )
+
     def update(self, rgb: np.ndarray, t: float) -> list[Face]:
         stack = self.stack
         alive: list[_Track] = []
-        for track in self.tracks:
-            if track.face.landmarks is None:
-                continue
-            rect = roi_from_landmarks(track.face.landmarks)
-            face = stack.describe(rgb, track.face.detection, rect)
+        tracked = [tr for tr in self.tracks if tr.face.landmarks is not None]
+        found = stack.detect(rgb) if tracked and self.config.mesh_from_detection else None
+        unclaimed = list(found or [])
+        for track in tracked:
+            face = self._describe_track(rgb, track, unclaimed)
             if face is None:
                 continue
             face.detection = detection_from_landmarks(face.landmarks, face.mesh_score)
@@ -164,7 +191,7 @@ class FaceTracker:
         need_detect = not alive or self._frames % self.config.redetect_every == 0
         if need_detect and len(alive) < stack.config.max_faces:
             boxes = np.stack([tr.face.box for tr in alive]) if alive else None
-            for det in stack.detect(rgb):
+            for det in found if found is not None else stack.detect(rgb):
                 if boxes is not None and (box_iou(det.box, boxes) > 0.3).any():
                     continue
                 face = stack.describe(rgb, det)
