@@ -21,6 +21,7 @@ from likeness.provenance.watermark import (
     detect_frames,
     embed_file,
 )
+from likeness.provenance.watermark.pattern import period_for
 from tests.test_watermark import KEY, PAYLOAD, crop_10, even, synthetic_frames, x264
 
 CONFIG = WatermarkConfig()
@@ -166,7 +167,7 @@ def test_payload_exact_after_crop_rotation_and_crf28(marked480):
 def test_payload_exact_after_rotation_and_rescale(marked480):
     result = detect_frames(scale(rotate(marked480, 5.0), 0.7), key=KEY)
     assert_payload(result)
-    assert result.period[0] == pytest.approx(0.7 * 120, abs=1.0)
+    assert result.period[0] == pytest.approx(0.7 * period_for(480, 480, CONFIG), abs=1.0)
 
 
 def test_payload_exact_after_mirror_and_rotation(marked480):

@@ -24,7 +24,18 @@ class WatermarkConfig:
     # at least min_period) so the pattern looks the same at any resolution.
     grid: int = 128
     tiles_per_short_side: float = 4.0
-    min_period: int = 112
+    # 144 since 2026-12-01 (was 112; the coefficients are unchanged, so it is still
+    # pattern version 2): a longer tile puts the same band at longer wavelengths in
+    # frames under 576 px, where x264 and downscaling keep more of it, at the cost of
+    # fewer repetitions (1.8 per side at 256 px). Measured on five 256 px corpus clips
+    # (30 frames), detected 112 -> 144 px: CRF 33 3/5 -> 4/5, CRF 35 1/5 -> 3/5, scale
+    # 0.25 0/5 -> 4/5, CRF 38 0/5 both, scale 0.5 + CRF 28 1/5 both; SSIM +0.002. 160
+    # and 176 px lost the still 256 px photo after CRF 28 (z 5.4, 144 px: 6.1).
+    min_period: int = 144
+    # Minimum periods of earlier embedders: the detector also tries their period for
+    # the frame size as a candidate (counted in p_false), so older files keep reading
+    # at their own scale without relying on the autocorrelation to find it.
+    legacy_min_periods: tuple[int, ...] = (112,)
     # Pass band, in cycles per tile: at 480p (period 120 px) wavelengths 5.5..24 px.
     # Version 2 (was 6..24): measured on the bench's 10 corpus clips (30 frames), 5..22
     # against 6..24: half scale + CRF 28 6/10 (was 3/10), CRF 38 on large clips 2/5

@@ -23,6 +23,10 @@ SPLIT_MSE = float(SPLIT @ SPLIT) / 3  # RGB mean squared error per unit luma cha
 # the local residual level over this window. The embedder's region strength follows it.
 HIGHPASS_SIGMA = 3.0
 LOCAL_WINDOW = 15
+# Strength is aimed this far above the PSNR target and accepted within it either way,
+# so the output lands at or above the target (aimed at the target with a 0.1 dB
+# tolerance, the bench's 10 clips averaged 41.94 dB against 42).
+PSNR_MARGIN_DB = 0.05
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:
@@ -188,7 +192,7 @@ class Embedder:
         pattern = self.pattern(h, w)
         mask = self._mask(rgb) if self.config.mask_strength > 0 else None
         signal = pattern if mask is None else mask * pattern
-        target = 255.0**2 / 10 ** (self.config.psnr_db / 10)
+        target = 255.0**2 / 10 ** ((self.config.psnr_db + PSNR_MARGIN_DB) / 10)
         fix = self._informed(rgb, mask)
         if fix is not None:
             # The correction may use at most `informed_share` of the error budget.
@@ -206,7 +210,7 @@ class Embedder:
         # then ends above the target, never below).
         max_gain = 1.5 * gain
         out, mse = rgb, 0.0
-        # Rounding and clipping change the error; two corrections land within ~0.1 dB.
+        # Rounding and clipping change the error; two corrections land within the margin.
         for _ in range(3):
             # The luma change split over R, G, B, then a rounding, saturating add in C:
             # clip(rgb + rint(delta), 0, 255) per channel.
@@ -220,7 +224,7 @@ class Embedder:
             if mse <= 0:
                 break
             ratio = target / mse
-            if abs(10 * math.log10(ratio)) < 0.1:
+            if abs(10 * math.log10(ratio)) < PSNR_MARGIN_DB:
                 break
             gain = min(gain * math.sqrt(ratio), max_gain)
             if fix is not None:
