@@ -45,6 +45,20 @@ def test_doctor_passes_with_models(capsys, home):
     code, out, _ = run_cli(capsys, "doctor")
     assert code == 0, out
     assert "libx264" in flatten_table(out)
+    assert "likeness/weights/detector" in flatten_table(out)
+
+
+def test_doctor_names_the_extra_that_installs_a_missing_optional_module(capsys, home, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "ray" else real(n, *a)
+    )
+    code, out, _ = run_cli(capsys, "doctor")
+    table = flatten_table(out)
+    assert code == 0, out  # an extra is optional: missing it is not a failure
+    assert "pip install 'likeness[ray]'" in table and "fastapi" in table
 
 
 def test_faces_on_an_image(capsys, home, tmp_path, astronaut):

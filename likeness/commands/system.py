@@ -49,13 +49,46 @@ def _check_models() -> tuple[bool, str]:
     return True, f"installed in {models_root()}"
 
 
+def _check_weights(folder: Path, names: tuple[str, ...]) -> tuple[bool, str]:
+    """A shipped weights folder: every file it needs, and the weights' size."""
+    missing = [n for n in names if not (folder / n).is_file()]
+    if missing:
+        return False, f"{', '.join(missing)} missing in {folder}: reinstall likeness"
+    weights = folder / names[-1]
+    return True, f"{weights} ({weights.stat().st_size / 2**20:.1f} MiB)"
+
+
 def _check_generator() -> tuple[bool, str]:
     from likeness.generator.model import CONFIG_NAME, DEFAULT_WEIGHTS, WEIGHTS_NAME
 
-    weights = DEFAULT_WEIGHTS / WEIGHTS_NAME
-    if not weights.is_file() or not (DEFAULT_WEIGHTS / CONFIG_NAME).is_file():
-        return False, f"missing in {DEFAULT_WEIGHTS}: reinstall likeness"
-    return True, f"{weights} ({weights.stat().st_size / 2**20:.1f} MiB)"
+    return _check_weights(DEFAULT_WEIGHTS, (CONFIG_NAME, WEIGHTS_NAME))
+
+
+def _check_detector() -> tuple[bool, str]:
+    from likeness.detector.model import CALIBRATION_NAME, DEFAULT_WEIGHTS
+    from likeness.weights_io import CONFIG_NAME, WEIGHTS_NAME
+
+    return _check_weights(DEFAULT_WEIGHTS, (CONFIG_NAME, CALIBRATION_NAME, WEIGHTS_NAME))
+
+
+# Optional extras: (import name, what it adds, the extra that installs it).
+EXTRAS = (
+    ("ray", "scan --backend ray", "ray"),
+    ("fastapi", "likeness serve", "serve"),
+)
+
+
+def _check_extra(module: str, feature: str, extra: str) -> tuple[bool, str]:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        return False, f"{feature} needs it: pip install 'likeness[{extra}]'"
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return True, f"{module} {version(module)}: {feature}"
+    except PackageNotFoundError:  # importable but not installed as a distribution
+        return True, f"{module}: {feature}"
 
 
 def _check_keys() -> tuple[bool, str]:
@@ -91,8 +124,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def doctor() -> None:
-        """Check what likeness needs: torch, codecs, face models, generator weights, keys,
-        a writable home.
+        """Check what likeness needs: torch, codecs, face models, generator and detector
+        weights, keys, a writable home; and which optional extras (ray, serve) are there.
 
         Exits 1 when something required is missing, and says how to fix it.
         """
@@ -102,8 +135,10 @@ def register(app: typer.Typer) -> None:
             ("video codecs", *_check_codecs(), True),
             ("face models", *_check_models(), True),
             ("generator weights", *_check_generator(), True),
+            ("detector weights", *_check_detector(), True),
             ("signing keys", *_check_keys(), False),
             ("home (LIKENESS_HOME)", *_check_home(), True),
+            *((f"extra: {extra}", *_check_extra(m, f, extra), False) for m, f, extra in EXTRAS),
         ]
         table = Table(title=f"likeness {__version__} doctor", show_lines=False)
         table.add_column("check")
