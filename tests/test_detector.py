@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -217,6 +218,28 @@ def test_batches_are_balanced_and_repeatable(astro_set):
     x2, y2 = sampler.batch(7)
     assert torch.equal(x, x2) and torch.equal(y, y2)
     assert not torch.equal(sampler.batch(8)[0], x)
+
+
+def test_paired_fakes_are_made_from_a_real_crop_of_the_same_batch(astro_set):
+    """paired=1: every fake is an online forgery of a real crop in its own batch, equal
+    to it wherever its mask says nothing changed; paired=0 draws exactly as before."""
+    from likeness.datasets.fakes_format import FakesSet
+    from likeness.detector.config import AugmentConfig, TrainConfig, preset
+    from likeness.detector.data import BatchSampler
+
+    data = FakesSet.open(astro_set)
+    still = AugmentConfig(flip=0, crop=0, colour=0, blur=0, resize=0, jpeg=0, h264=0, noise=0)
+    train = TrainConfig(batch_size=8, online_sbi=0.0, paired=1.0, augment=still)
+    x, labels, masks, _ = BatchSampler(data, preset("tiny"), train).dense_batch(3)
+    reals, fakes = x[labels == 0], x[labels == 1]
+    for fake, mask in zip(fakes, masks[labels == 1], strict=True):
+        untouched = mask == 0
+        assert untouched.float().mean() > 0.2 and mask.max() > 0  # changed somewhere
+        gaps = [(fake - real).abs()[:, untouched].max().item() for real in reals]
+        assert min(gaps) < 2 / 255, gaps  # its own real crop, not merely a similar one
+    plain = dataclasses.replace(train, paired=0.0)
+    unpaired = BatchSampler(data, preset("tiny"), plain).dense_batch(3)[0]
+    assert not torch.equal(unpaired, x)
 
 
 def _train(data: Path, out: Path, steps: int, resume: bool = False, **over):

@@ -112,6 +112,11 @@ class TrainConfig(JsonConfig):
     # drawn from the stored fakes.
     fake_fraction: float = 0.5
     online_sbi: float = 0.35
+    # Share of the online fakes made from a real crop that is also in the same batch
+    # (SBI's pairing): the pair differs only by the manipulation, so identity, footage,
+    # codec and resolution cannot tell the classes apart. Unpaired, the detector learnt
+    # the training people and their footage (it flagged unseen GRID MPEG-1 speakers).
+    paired: float = 0.0
     label_smoothing: float = 0.05
     augment: AugmentConfig = AugmentConfig()
     val_max: int = 2000  # validation crops scored at each checkpoint (all splits' val)

@@ -161,9 +161,10 @@ class BatchSampler:
                 mask = cv2.resize(mask, (work, work), interpolation=cv2.INTER_AREA)
         return _View(rgb, mask), key
 
-    def _online(self, rng: np.random.Generator) -> _View:
+    def _online(self, rng: np.random.Generator, target: Sample | None = None) -> _View:
         family = self.online[int(rng.integers(len(self.online)))]
-        target = self.blendable[int(rng.integers(len(self.blendable)))]
+        if target is None:
+            target = self.blendable[int(rng.integers(len(self.blendable)))]
         view, key = self._work(target, with_mask=False)
         donor = donor_key = None
         if needs_donor(family):
@@ -186,15 +187,36 @@ class BatchSampler:
         pool = self.families[names[int(rng.integers(len(names)))]]
         return self._work(pool[int(rng.integers(len(pool)))])[0]
 
-    def _one(self, label: float, seed: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
+    def _one(
+        self, label: float, seed: list[int], pair: Sample | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """One augmented crop; `pair` (a blendable real crop) makes the slot that real
+        crop itself, or an online fake of it."""
         rng = np.random.default_rng(seed)
-        if label:
+        if pair is not None:
+            view = self._online(rng, pair) if label else self._work(pair)[0]
+        elif label:
             view = self._fake(rng)
         else:
             view = self._work(self.reals[int(rng.integers(len(self.reals)))])[0]
         if view.mask is None:
             return augment(view.rgb, self.train.augment, rng, self.config.input_size), None
         return augment(view.rgb, self.train.augment, rng, self.config.input_size, view.mask)
+
+    def _pairs(self, labels: np.ndarray, rng: np.random.Generator) -> list[Sample | None]:
+        """Per slot, the real crop it is paired with (None: drawn on its own). A `paired`
+        share of the fake slots each take one real slot's crop and become an online fake
+        of it; with `paired` 0 nothing is drawn here, so batches are as before."""
+        pairs: list[Sample | None] = [None] * len(labels)
+        if not (self.train.paired and self.blendable and self.online):
+            return pairs
+        reals = list(np.flatnonzero(labels == 0))
+        for i in np.flatnonzero(labels == 1):
+            if not reals or rng.random() >= self.train.paired:
+                continue
+            j = reals.pop(0)
+            pairs[i] = pairs[j] = self.blendable[int(rng.integers(len(self.blendable)))]
+        return pairs
 
     def batch(self, step: int, batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(images (B, 3, S, S) float in [0, 1], labels (B,) float)."""
@@ -212,12 +234,13 @@ class BatchSampler:
         n_fake = int(round(n * self.train.fake_fraction))
         labels = np.array([1] * n_fake + [0] * (n - n_fake), np.float32)
         rng.shuffle(labels)
+        pairs = self._pairs(labels, rng)
         # Each crop has its own generator, so threads cannot change what it becomes.
         seeds = [[seed, step, i] for i in range(n)]
         if self._pool is not None:
-            made = list(self._pool.map(self._one, labels, seeds))
+            made = list(self._pool.map(self._one, labels, seeds, pairs))
         else:
-            made = [self._one(label, s) for label, s in zip(labels, seeds, strict=True)]
+            made = [self._one(*slot) for slot in zip(labels, seeds, pairs, strict=True)]
         size = self.config.input_size
         masks = np.zeros((n, size, size), np.float32)
         known = np.zeros(n, np.float32)
