@@ -22,7 +22,15 @@ from likeness.provenance.watermark import (
     embed_file,
 )
 from likeness.provenance.watermark.pattern import period_for
-from tests.test_watermark import KEY, PAYLOAD, crop_10, even, synthetic_frames, x264
+from tests.test_watermark import (
+    KEY,
+    OTHER_KEY,
+    PAYLOAD,
+    crop_10,
+    even,
+    synthetic_frames,
+    x264,
+)
 
 CONFIG = WatermarkConfig()
 
@@ -217,7 +225,94 @@ def test_payload_exact_after_crf33_on_a_256px_clip(corpus: Path):
     assert_payload(detect_frames(x264(marked, 33), key=KEY))
 
 
+def test_small_frames_use_the_longer_tile_and_survive_quarter_scale(corpus: Path):
+    """Frames under 576 px carry a 144 px tile (112 px before 2026-12): on a 256 px
+    clip the band sits at longer wavelengths, which a quarter-size copy (64 px, the tile
+    36 px) still holds; with the 112 px tile it did not (z 6.3, no CRC)."""
+    from dataclasses import replace
+
+    from likeness.media import iter_frames
+
+    assert period_for(256, 256, CONFIG) == 144 and period_for(720, 1280, CONFIG) == 180
+    path = corpus / "videos" / "dt-m030-front-neutral-level1-001.mp4"
+    if not path.exists():
+        pytest.skip(f"{path.name} not in the corpus")
+    frames = [even(f.image) for f in iter_frames(path, max_frames=16)]
+    embedder = Embedder(KEY, PAYLOAD, CONFIG)
+    result = detect_frames(scale([embedder.embed(f) for f in frames], 0.25), key=KEY)
+    assert_payload(result)
+    assert result.period[0] == pytest.approx(36.0, abs=0.5)
+    before = replace(CONFIG, min_period=112)
+    embedder = Embedder(KEY, PAYLOAD, before)
+    marked = [embedder.embed(f) for f in frames]
+    assert not detect_frames(scale(marked, 0.25), key=KEY, config=before).found
+
+
+def test_marks_with_the_old_112px_tile_still_read():
+    """Files marked before the 144 px tile (112 px period in a 256 px frame) read at
+    their own period, also after re-encoding."""
+    from dataclasses import replace
+
+    old = Embedder(KEY, PAYLOAD, replace(CONFIG, min_period=112))
+    frames = [old.embed(f) for f in synthetic_frames(12, 256, seed=0)]
+    result = detect_frames(x264(frames, 23), key=KEY)
+    assert_payload(result)
+    assert result.period == (112.0, 112.0)
+
+
+def test_psnr_lands_at_or_above_the_target():
+    """The strength loop aims just above the target, so no frame ends below it (before,
+    a 0.1 dB tolerance around the target gave 41.94 dB on average)."""
+    from likeness.provenance.watermark.embed import psnr
+
+    frames = synthetic_frames(6, 320, seed=1)
+    embedder = Embedder(KEY, PAYLOAD, CONFIG)
+    values = [psnr(embedder.embed(f), f) for f in frames]
+    assert min(values) >= CONFIG.psnr_db - 0.02 and np.mean(values) >= CONFIG.psnr_db, values
+    assert max(values) <= CONFIG.psnr_db + 0.3, values
+
+
 # ---------------------------------------------------------------- false positives
+
+
+def stripes_and_checkerboard(size: int = 256, n: int = 12) -> list[np.ndarray]:
+    """Strongly periodic unmarked content, moving: a checkerboard of 16 px squares
+    behind diagonal stripes (period 23 px), the kind of texture whose spectrum has
+    lines on a lattice like the watermark's tile."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    frames = []
+    for i in range(n):
+        board = ((xx + 2 * i) // 16 + yy // 16) % 2
+        stripes = np.sin(2 * np.pi * (xx + yy + 3 * i) / 23.0)
+        grey = 128 + 60 * board - 30 + 25 * stripes
+        frames.append(np.repeat(np.clip(grey, 0, 255).astype(np.uint8)[:, :, None], 3, axis=2))
+    return frames
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        pytest.param(lambda f: f, id="as-is"),
+        pytest.param(lambda f: x264(scale(f, 0.5), 28), id="scale0.5-crf28"),
+        pytest.param(lambda f: rotate(f, 2.0), id="rot2"),
+    ],
+)
+def test_another_keys_mark_is_not_read_as_ours(attack):
+    """Another key's mark is a periodic tile in the same band with the same lattice:
+    the strongest structure our search (with its scale sweep on small frames) can
+    meet. It must not be found, nor any payload decoded."""
+    other = Embedder(OTHER_KEY, PAYLOAD, CONFIG)
+    frames = [other.embed(f) for f in synthetic_frames(12, 256, seed=1)]
+    assert detect_frames(frames, key=OTHER_KEY).found  # the foreign mark is there
+    result = detect_frames(attack(frames), key=KEY)
+    assert not result.found and result.payload is None
+    assert result.p_false > CONFIG.threshold_p, result.to_dict()
+
+
+def test_no_false_positive_on_stripes_and_a_checkerboard():
+    for frames in (stripes_and_checkerboard(), x264(stripes_and_checkerboard(), 28)):
+        result = detect_frames(frames, key=KEY)
+        assert not result.found and result.p_false > CONFIG.threshold_p, result.to_dict()
 
 
 @pytest.mark.parametrize(
