@@ -294,3 +294,25 @@ def test_tracker_follows_a_moving_face(face_stack, astronaut):
         frame = cv2.warpAffine(astronaut, m, (512, 512), borderMode=cv2.BORDER_REFLECT)
         xs.append(tracker.update(frame, i / 25)[0].eye_centres().mean(0)[0])
     assert xs[-1] - xs[0] == pytest.approx(76, abs=8)
+
+
+def test_tracker_cuts_each_frame_mesh_from_that_frame_detection(face_stack, astronaut):
+    """The eyes of a tracked face are measured as a still image's are (the rectangle
+    carried from the last mesh moved the eye corners: keypoint gaze erred 0.045 eye widths
+    against the still-image measure, 0.027 from each frame's own detection)."""
+    m = np.float32([[1, 0, 6], [0, 1, 3]])
+    moved = cv2.warpAffine(astronaut, m, (512, 512), borderMode=cv2.BORDER_REFLECT)
+    still = face_stack.analyze(moved)[0]
+
+    def second_frame(from_detection: bool):
+        tracker = FaceTracker(
+            face_stack, TrackerConfig(smooth=False, mesh_from_detection=from_detection)
+        )
+        tracker.update(astronaut, 0.0)
+        return tracker.update(moved, 0.04)[0]
+
+    face = second_frame(True)
+    np.testing.assert_allclose(face.landmarks, still.landmarks, atol=1e-6)
+    np.testing.assert_allclose(face.irises, still.irises, atol=1e-6)
+    carried = second_frame(False)
+    assert np.abs(carried.landmarks[:, :2] - still.landmarks[:, :2]).max() > 0.5
