@@ -194,3 +194,39 @@ def test_mouth_correlation_and_gain_read_how_far_one_series_follows_another():
     mesh[13, 1], mesh[14, 1] = 0, 20
     assert fm.mouth_open(mesh) == pytest.approx(0.2)
     assert fm.mouth_open(mesh * 3) == pytest.approx(0.2)
+
+
+def _eyes_image(along: float, size: int = 128):
+    """A grey face-sized crop with a dark iris disc `along` eye widths from each eye's
+    centre towards its outer corner, and keypoints whose corners place the eyes."""
+    import torch
+
+    from likeness.generator import losses as L
+
+    kp = np.zeros((kpt.N_KEYPOINTS, 3), np.float32)
+    image = np.full((size, size, 3), 0.7, np.float32)
+    yy, xx = np.mgrid[:size, :size]
+    for (outer, inner), (xo, xi) in zip(L._CORNERS, ((-0.6, -0.2), (0.6, 0.2)), strict=True):
+        kp[outer, :2], kp[inner, :2] = (xo, -0.2), (xi, -0.2)
+        cx = (xi + xo) / 2 + along * (xo - xi)
+        px, py = (cx + 1) / 2 * size - 0.5, (-0.2 + 1) / 2 * size - 0.5
+        image[(xx - px) ** 2 + (yy - py) ** 2 <= (0.06 * size / 2) ** 2] = 0.15
+    return torch.from_numpy(image).permute(2, 0, 1)[None], torch.from_numpy(kp)[None]
+
+
+def test_the_iris_loss_reads_where_the_dark_of_the_eye_sits_and_pulls_it_there():
+    from likeness.generator import losses as L
+
+    centre, kp = _eyes_image(0.0)
+    moved, _ = _eyes_image(0.2)
+    assert L.iris_centroids(centre, kp).abs().max() < 0.02
+    along = L.iris_centroids(moved, kp)[0, :, 0]
+    assert (along - 0.2).abs().max() < 0.05, along  # both eyes, towards the outer corner
+    assert L.iris_loss(centre, centre, kp) < 1e-6
+    pred = centre.clone().requires_grad_(True)
+    loss = L.iris_loss(pred, moved, kp)
+    assert loss > 0.15
+    loss.backward()
+    # the gradient darkens the target's iris place (lowering the loss)
+    at_target = moved[0, 0] < 0.5
+    assert pred.grad[0, 0][at_target].mean() > 0

@@ -100,6 +100,8 @@ class LossWeights(JsonConfig):
     pyramid: float = 1.0  # L1 at 1/2, 1/4, 1/8
     ssim: float = 0.5
     regions: float = 2.0  # extra L1 inside eye and mouth boxes
+    mouth: float = 0.0  # extra L1 inside the mouth box, on top of `regions`
+    iris: float = 0.0  # render's iris position (losses.iris_loss) against the target's
     gan: float = 0.0  # patch GAN (with feature matching); off until reconstruction converges
     feature_matching: float = 0.0
 

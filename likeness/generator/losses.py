@@ -66,6 +66,63 @@ def region_mask(keypoints: torch.Tensor, size: int, margin: float = 0.08) -> tor
     return mask[:, None]
 
 
+def mouth_mask(keypoints: torch.Tensor, size: int, margin: float = 0.08) -> torch.Tensor:
+    """(B, 1, size, size): 1 inside the box around the lips (as `region_mask`'s)."""
+    coords = torch.arange(size, device=keypoints.device, dtype=keypoints.dtype) + 0.5
+    coords = coords / size * 2 - 1
+    pts = keypoints[:, list(kpt.LIP_ROWS), :2]
+    lo, hi = pts.amin(1) - margin, pts.amax(1) + margin
+    inx = (coords[None] >= lo[:, :1]) & (coords[None] <= hi[:, :1])
+    iny = (coords[None] >= lo[:, 1:]) & (coords[None] <= hi[:, 1:])
+    return (iny[:, :, None] & inx[:, None, :]).to(keypoints.dtype)[:, None]
+
+
+# Rows of each eye's outer and inner corner (subject's right eye, then left).
+_CORNERS = tuple(
+    (kpt.MESH_POINTS.index(outer), kpt.MESH_POINTS.index(inner))
+    for outer, inner in ((33, 133), (263, 362))
+)
+
+
+def iris_centroids(
+    images: torch.Tensor, keypoints: torch.Tensor, cells: int = 16, temperature: float = 0.04
+) -> torch.Tensor:
+    """(B, 2, 2): where the dark of each eye sits, in eye widths along and across the
+    eye from its centre: a soft-argmin of luminance over a window of 1.2 x 0.6 eye
+    widths on the eye (the corners of `keypoints` place it), so an image's iris
+    position is differentiable."""
+    b = images.shape[0]
+    lum = (0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2])[:, None]
+    t = torch.linspace(-1, 1, cells, device=images.device, dtype=images.dtype)
+    gy, gx = torch.meshgrid(t * 0.3, t * 0.6, indexing="ij")  # eye widths
+    out = []
+    for outer, inner in _CORNERS:
+        o, i = keypoints[:, outer, :2], keypoints[:, inner, :2]
+        centre, axis = (o + i) / 2, o - i  # axis: one eye width, inner -> outer
+        normal = torch.stack([-axis[:, 1], axis[:, 0]], 1)
+        grid = (
+            centre[:, None, None]
+            + gx[None, ..., None] * axis[:, None, None]
+            + gy[None, ..., None] * normal[:, None, None]
+        )
+        patch = F.grid_sample(lum, grid, align_corners=False).reshape(b, -1)
+        weight = torch.softmax(-patch / temperature, dim=1)
+        out.append(
+            torch.stack(
+                [(weight * gx.reshape(1, -1)).sum(1), (weight * gy.reshape(1, -1)).sum(1)], 1
+            )
+        )
+    return torch.stack(out, 1)
+
+
+def iris_loss(pred: torch.Tensor, target: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
+    """Mean distance (eye widths) between the render's and the target's iris positions,
+    both read in the target's eye windows."""
+    with torch.no_grad():
+        want = iris_centroids(target, keypoints)
+    return (iris_centroids(pred, keypoints) - want).norm(dim=2).mean()
+
+
 def hinge_d_loss(real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]) -> torch.Tensor:
     loss = real[0][-1].new_zeros(())
     for r, f in zip(real, fake, strict=True):

@@ -40,6 +40,7 @@ CSV_FIELDS = (
     "kp_err",
     "retarget",
     "gan",
+    "iris",
     "lr",
     "val_psnr",
     "val_ssim",
@@ -171,6 +172,13 @@ class Trainer:
         # The decoder alone must also reconstruct, or it learns to lean on the blend.
         dec_l1 = (out["decoded"].float() - resize_square(target, c.image_size)).abs().mean()
         loss = w.l1 * (l1 + 0.5 * dec_l1) + w.pyramid * pyr + w.ssim * (1 - ss) + w.regions * reg_l1
+        iris = pred.new_zeros(())
+        if w.mouth > 0:
+            mouth = L.mouth_mask(batch.kp_driving, pred.shape[-1]) * batch.valid
+            loss = loss + w.mouth * ((pred - target).abs() * mouth).sum() / (mouth.sum() * 3 + 1.0)
+        if w.iris > 0:
+            iris = L.iris_loss(pred, target, batch.kp_driving)
+            loss = loss + w.iris * iris
         gan = pred.new_zeros(())
         if self.disc is not None and step >= tr.gan_start:
             real_f, fake_f = self.disc(target), self.disc(pred)
@@ -193,6 +201,7 @@ class Trainer:
             "psnr": L.psnr(pred.detach(), target).mean().item(),
             "retarget": ret.item(),
             "gan": gan.item(),
+            "iris": iris.item(),
         }
         return loss, metrics, pred
 
