@@ -168,8 +168,9 @@ def main(argv: list[str] | None = None) -> None:
         help="the first --frames frames in a row, unsmoothed, then --driving-smooth as animate",
     )
     ap.add_argument("--driving-smooth", choices=("none", "head", "split"), default="split")
+    ap.add_argument("--weights", type=Path, help="model folder (default: the shipped model)")
     args = ap.parse_args(argv)
-    model = GeneratorModel.from_pretrained()
+    model = GeneratorModel.from_pretrained(args.weights)
     stack = FaceStack()
     size = model.config.output_size
     if args.consecutive:
