@@ -151,6 +151,18 @@ def register(app: typer.Typer) -> None:
             help="Which face of the driving video drives, 0 = the largest, picked again "
             "at each shot cut and followed within a shot.",
         ),
+        refine: bool = typer.Option(
+            _default("refine"),
+            "--refine",
+            help="Run the diffusion refiner on each rendered face (detail in skin, eyes "
+            "and mouth; slower). Pixels outside the face are left as rendered; the "
+            "manifest names the refiner and its weights hash.",
+        ),
+        refiner_weights: Path | None = typer.Option(
+            _default("refiner_weights"),
+            "--refiner-weights",
+            help="A refiner weights folder [default: the shipped refiner].",
+        ),
     ) -> None:
         """Animate a portrait photo with a driving video or scripted motion.
 
@@ -170,6 +182,7 @@ def register(app: typer.Typer) -> None:
         - `likeness animate two.jpg driving.mp4 -o out.mp4 --face all`
         - `likeness animate two.jpg -o out.mp4 --drive 0=a.mp4 --drive 1=b.mp4`
         - `likeness animate photo.jpg driving.mp4 -o out.mp4 --label --preview side.mp4`
+        - `likeness animate photo.jpg driving.mp4 -o out.mp4 --refine`
         """
         from likeness.pipelines.animate import prepare
         from likeness.pipelines.faces_plan import parse_drive, parse_face
@@ -199,6 +212,8 @@ def register(app: typer.Typer) -> None:
             preview=preview,
             driver_face=driver_face,
             fps=fps,
+            refine=refine,
+            refiner_weights=refiner_weights,
         )
         job = prepare(photo, output, driving, config, motion)
         for note in job.notes:

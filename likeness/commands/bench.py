@@ -22,6 +22,8 @@ BENCHMARKS = {
     "(--pack FAKES, --steps per run).",
     "scan": "Scan files/min: local 1 and 2 workers, Ray 2 workers (--clips N, default 20); "
     "POST /v1/scan latency of likeness serve.",
+    "refiner": "Diffusion refiner on vs off on held-out identities (--pack PACK or --pairs "
+    "PAIRS; --weights a refiner folder): L1, PSNR, SSIM, eye/mouth sharpness, fps.",
 }
 
 
@@ -38,13 +40,13 @@ def register(app: typer.Typer) -> None:
             "--weights",
             help="generator: model folder (config.json + model.safetensors); detector: the "
             "detector to measure; detector_lofo: start every run from this detector; "
-            "default: the shipped model.",
+            "refiner: the refiner folder; default: the shipped model.",
         ),
         pack: Path | None = typer.Option(
             None,
             "--pack",
             help="generator: take held-out crops from a pack's test split instead of "
-            "running the face stack on ../shared/corpus.",
+            "running the face stack on ../shared/corpus; refiner: render its test pairs.",
         ),
         steps: int | None = typer.Option(
             None, "--steps", min=1, help="detector_lofo: training steps per run (default 600)."
@@ -54,6 +56,12 @@ def register(app: typer.Typer) -> None:
         ),
         rounds: int | None = typer.Option(
             None, "--rounds", min=1, help="scan: runs of each backend, taking turns (default 2)."
+        ),
+        pairs: Path | None = typer.Option(
+            None,
+            "--pairs",
+            help="refiner: cached render/real pairs (python -m likeness.generator.refiner."
+            "pairs) instead of rendering the --pack's test split.",
         ),
     ) -> None:
         """Run a benchmark and write its JSON (and charts) into --out.
@@ -70,7 +78,7 @@ def register(app: typer.Typer) -> None:
                 f"benchmark {name!r} is not available in this build ({err.name})"
             ) from err
         given = {"weights": weights, "pack": pack, "steps": steps, "clips": clips,
-                 "rounds": rounds}  # fmt: skip
+                 "rounds": rounds, "pairs": pairs}  # fmt: skip
         options = {k: v for k, v in given.items() if v is not None}
         accepted = inspect.signature(module.run).parameters
         for key in options:

@@ -38,6 +38,7 @@ from likeness.ui import Progress, no_progress
 if TYPE_CHECKING:
     from likeness.faces import AlignedCrop, Face, FaceStack
     from likeness.generator.model import GeneratorModel
+    from likeness.generator.refiner.model import RefinerModel
     from likeness.media import MediaInfo
     from likeness.pipelines.scene import Scene
     from likeness.provenance.mark import MarkedVideoWriter, SignResult
@@ -127,6 +128,7 @@ def prepare(
     from likeness.faces import FaceStack, pick_face
     from likeness.media import read_image, require_video
     from likeness.pipelines.generator_cache import load_generator
+    from likeness.pipelines.refine import load_refiner
 
     started = time.perf_counter()
     photo, out = Path(photo), Path(out)
@@ -142,6 +144,8 @@ def prepare(
     # cheaper one to report.
     faces = stack.analyze(image)
     pick_face(faces, config.face, what=photo.name)
+    # The refiner first: its weights are the likelier to be missing, and cheap to check.
+    refiner = load_refiner(config, choose_device(config.device))
     model = load_generator(config.weights, choose_device(config.device))
     source = crop_source(image, faces, model.config.output_size, config, photo.name)
     if info is not None:
@@ -152,10 +156,11 @@ def prepare(
         fps = config.fps or DEFAULT_FPS
         plan = scripted.script(names, fps, config.multiplier)
         total = min(len(plan), config.max_frames or len(plan))
-    writer = _writer(out, fps, photo, info, config, model)
+    writer = _writer(out, fps, photo, info, config, model, refiner)
     return Animation(
-        photo, out, info, config, model, stack, source, writer, fps, total, plan, started
-    )
+        photo, out, info, config, model, stack, source, writer, fps, total, plan, started,
+        refiner=refiner,
+    )  # fmt: skip
 
 
 def needs_scene(source: Path, config: AnimateConfig) -> bool:
@@ -206,8 +211,10 @@ def _writer(
     info: MediaInfo | None,
     config: AnimateConfig,
     model: GeneratorModel,
+    refiner: RefinerModel | None = None,
 ) -> MarkedVideoWriter:
     """Checks the output path and loads the signing keys; writes nothing yet."""
+    from likeness.pipelines.refine import model_record
     from likeness.provenance.mark import MarkedVideoWriter
 
     driving = info.path if info is not None else None
@@ -218,8 +225,7 @@ def _writer(
         ingredients=[photo, *([driving] if driving is not None else [])],
         visible_label=_label_record(config),
         audio_from=audio,
-        model_name=model.config.name,
-        model_hash=model.weights_hash,
+        **model_record(model, refiner),
     )
 
 
@@ -244,6 +250,7 @@ class Animation:
     plan: scripted.Script | None = None
     started: float = field(default_factory=time.perf_counter)  # seconds count from here
     notes: list[str] = field(default_factory=list)
+    refiner: RefinerModel | None = None  # --refine: applied to each render, face only
 
     def __post_init__(self) -> None:
         n = self.source.faces
@@ -272,6 +279,8 @@ class Animation:
             for batch in targets:
                 for part in _chunks(batch, self.config.batch_size):
                     rendered = self.model.render(appearance, self.source.keypoints, part)
+                    if self.refiner is not None:
+                        rendered = self.refiner.refine(rendered, part)
                     for frame in rendered:
                         writer.write(label(compose(frame)))
                     advance(len(part))

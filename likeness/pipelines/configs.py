@@ -54,6 +54,10 @@ class AnimateConfig:
     label_text: str = "AI-generated"
     label_position: str = "bottom-right"  # bottom-right | bottom-left | top-right | top-left
     preview: Path | None = None  # also write a side-by-side (driver | output) video here
+    # The diffusion refiner (likeness.generator.refiner) on the generator's render,
+    # inside the face only; refiner_weights None: the shipped refiner.
+    refine: bool = False
+    refiner_weights: Path | None = None
 
     def __post_init__(self) -> None:
         from likeness.generator.motion import REGIONS

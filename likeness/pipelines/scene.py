@@ -57,6 +57,7 @@ KEYFRAME_DRIFT = 0.1
 if TYPE_CHECKING:
     from likeness.faces import Face, FaceStack
     from likeness.generator.model import GeneratorModel
+    from likeness.generator.refiner.model import RefinerModel
     from likeness.media import MediaInfo
     from likeness.pipelines.animate import AnimateResult
     from likeness.provenance.mark import MarkedVideoWriter
@@ -122,6 +123,7 @@ class Scene:
     transfer: TransferConfig
     started: float = field(default_factory=time.perf_counter)
     notes: list[str] = field(default_factory=list)
+    refiner: RefinerModel | None = None  # --refine: applied to each render, face only
 
     def run(self, progress: Progress | None = None) -> AnimateResult:
         with (progress or no_progress)(f"animate {self.source_path.name}", self.total) as advance:
@@ -209,6 +211,8 @@ class Scene:
                         view, appearance, here = self._keyframe(keys, n, i, image, face, size)
                     target = target_keypoints(here, reference, step[0], self.transfer)
                     rendered = self.model.render(appearance, view.keypoints, target[None])[0]
+                    if self.refiner is not None:
+                        rendered = self.refiner.refine(rendered[None], target[None])[0]
                     parts.append((rendered, view.crop))
                 if ended:
                     break
@@ -290,6 +294,7 @@ def prepare_scene(
     from likeness.faces import FaceStack
     from likeness.media import read_image, require_video
     from likeness.pipelines.generator_cache import load_generator
+    from likeness.pipelines.refine import load_refiner
 
     video = is_video_source(source_path)
     clips_given = [driving] if driving is not None else []
@@ -327,18 +332,23 @@ def prepare_scene(
     )  # fmt: skip
     if not config.paste_back and len(plan.faces) > 1:
         raise InputError("--crop-only writes one face's crop: pick one face (--face N)")
+    # The refiner first: its weights are the likelier to be missing, and cheap to check.
+    refiner = load_refiner(config, choose_device(config.device))
     model = load_generator(config.weights, choose_device(config.device))
     fps, lengths = _timing(config, source_info, infos, driving, names)
     total = max(lengths) if config.loop else min(lengths)
     total = min(total, config.max_frames or total)
     script = scripted.script(names, fps, config.multiplier) if names else None
     ingredients = [source_path, *plan.clips(driving)]
-    writer, preview = _writers(out, fps, ingredients, source_info, infos, driving, config, model)
+    writer, preview = _writers(
+        out, fps, ingredients, source_info, infos, driving, config, model, refiner
+    )
     scene = Scene(
         source_path, out, config, model, stack, source, plan, driving, script, infos, writer,
         preview, fps, total, transfer_config(config, video, bool(names)), started,
     )  # fmt: skip
     scene.notes += _plan_notes(plan, len(faces), source_path.name, driving)
+    scene.refiner = refiner
     return scene
 
 
@@ -380,8 +390,10 @@ def _writers(
     main: Path | None,
     config: AnimateConfig,
     model: GeneratorModel,
+    refiner: RefinerModel | None = None,
 ) -> tuple[MarkedVideoWriter, MarkedVideoWriter | None]:
     """Check the output paths and load the signing keys; nothing is written yet."""
+    from likeness.pipelines.refine import model_record
     from likeness.provenance.mark import MarkedVideoWriter
 
     audio = None
@@ -397,8 +409,7 @@ def _writers(
             fps,
             ingredients=ingredients,
             audio_from=audio,
-            model_name=model.config.name,
-            model_hash=model.weights_hash,
+            **model_record(model, refiner),
         )
 
     writer = make(out)
