@@ -226,14 +226,14 @@ def test_payload_exact_after_crf33_on_a_256px_clip(corpus: Path):
 
 
 def test_small_frames_use_the_longer_tile_and_survive_quarter_scale(corpus: Path):
-    """Frames under 576 px carry a 144 px tile (112 px before 2026-12): on a 256 px
+    """Frames under 432 px carry a 144 px tile (112 px before 2026-12): on a 256 px
     clip the band sits at longer wavelengths, which a quarter-size copy (64 px, the tile
     36 px) still holds; with the 112 px tile it did not (z 6.3, no CRC)."""
     from dataclasses import replace
 
     from likeness.media import iter_frames
 
-    assert period_for(256, 256, CONFIG) == 144 and period_for(720, 1280, CONFIG) == 180
+    assert period_for(256, 256, CONFIG) == 144 and period_for(720, 1280, CONFIG) == 240
     path = corpus / "videos" / "dt-m030-front-neutral-level1-001.mp4"
     if not path.exists():
         pytest.skip(f"{path.name} not in the corpus")
@@ -242,22 +242,38 @@ def test_small_frames_use_the_longer_tile_and_survive_quarter_scale(corpus: Path
     result = detect_frames(scale([embedder.embed(f) for f in frames], 0.25), key=KEY)
     assert_payload(result)
     assert result.period[0] == pytest.approx(36.0, abs=0.5)
-    before = replace(CONFIG, min_period=112)
+    before = replace(CONFIG, min_period=112, tiles_per_short_side=4.0)
     embedder = Embedder(KEY, PAYLOAD, before)
     marked = [embedder.embed(f) for f in frames]
     assert not detect_frames(scale(marked, 0.25), key=KEY, config=before).found
 
 
-def test_marks_with_the_old_112px_tile_still_read():
-    """Files marked before the 144 px tile (112 px period in a 256 px frame) read at
-    their own period, also after re-encoding."""
+@pytest.mark.parametrize(("size", "period"), [(256, 112.0), (480, 120.0)])
+def test_marks_with_the_old_tiling_still_read(size: int, period: float):
+    """Files marked before the 2026-12 tiling (112 px tiles at least, 4 per short side)
+    read at their own period, also after re-encoding."""
     from dataclasses import replace
 
-    old = Embedder(KEY, PAYLOAD, replace(CONFIG, min_period=112))
-    frames = [old.embed(f) for f in synthetic_frames(12, 256, seed=0)]
+    old = Embedder(KEY, PAYLOAD, replace(CONFIG, min_period=112, tiles_per_short_side=4.0))
+    frames = [old.embed(f) for f in synthetic_frames(12, size, seed=0)]
     result = detect_frames(x264(frames, 23), key=KEY)
     assert_payload(result)
-    assert result.period == (112.0, 112.0)
+    assert result.period == (period, period)
+
+
+def test_payload_exact_after_rotation_rescale_and_crf23_on_a_256px_clip(corpus: Path):
+    """Rotation 5 + scale 0.7 + CRF 23 leaves 1.8 tiles of 101 px in a 178 px frame:
+    the lattice is found along the angle the polar map reads (it ranked below the
+    picture's own structure in the map: 0/5 small corpus clips before, 5/5 after)."""
+    from likeness.media import iter_frames
+
+    path = corpus / "videos" / "dt-m030-front-neutral-level1-001.mp4"
+    if not path.exists():
+        pytest.skip(f"{path.name} not in the corpus")
+    frames = [even(f.image) for f in iter_frames(path, max_frames=16)]
+    embedder = Embedder(KEY, PAYLOAD, CONFIG)
+    marked = [embedder.embed(f) for f in frames]
+    assert_payload(detect_frames(x264(scale(rotate(marked, 5.0), 0.7), 23), key=KEY))
 
 
 def test_psnr_lands_at_or_above_the_target():

@@ -101,18 +101,23 @@ def pattern_bank(key: bytes, config: WatermarkConfig) -> PatternBank:
 
 def period_for(height: int, width: int, config: WatermarkConfig) -> int:
     """Tile period in pixels for a frame of this size (what the embedder uses)."""
-    return _period(height, width, config.min_period, config)
+    return _period(height, width, config.min_period, config.tiles_per_short_side, config)
 
 
 def legacy_periods_for(height: int, width: int, config: WatermarkConfig) -> list[int]:
-    """Periods earlier embedders used for a frame of this size (other than today's)."""
+    """Periods earlier embedders (`config.legacy_tilings`) used for a frame of this
+    size, other than today's."""
     now = period_for(height, width, config)
-    out = [_period(height, width, m, config) for m in config.legacy_min_periods]
-    return [p for i, p in enumerate(out) if p != now and p not in out[:i]]
+    out: list[int] = []
+    for min_period, tiles in config.legacy_tilings:
+        p = _period(height, width, min_period, tiles, config)
+        if p != now and p not in out:
+            out.append(p)
+    return out
 
 
-def _period(height: int, width: int, min_period: int, config: WatermarkConfig) -> int:
+def _period(height: int, width: int, min_period: int, tiles: float, config: WatermarkConfig) -> int:
     short = min(height, width)
-    period = max(min_period, round(short / config.tiles_per_short_side))
+    period = max(min_period, round(short / tiles))
     # Band-limited resampling needs the highest frequency below the period's Nyquist.
     return max(period, int(2 * config.band_high) + 2)
