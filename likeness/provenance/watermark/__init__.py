@@ -1,8 +1,9 @@
 """Blind, keyed, multi-bit video watermark: spread spectrum on luma with a periodic tile.
 
 Embedding changes luma (split over R, G and B by their luma weights) by a tile that
-repeats every `period` pixels (the short side / 4, at least 112 px) and is the same in
-every frame, stronger where the host is smooth than in texture. Its spectrum (5..22
+repeats every `period` pixels (the short side / 3, at least 144 px, since 2026-12-01;
+before: / 4, at least 112 px, still read) and is the same in every frame, stronger where
+the host is smooth than in texture. Its spectrum (5..22
 cycles per tile since pattern version 2, 6..24 in version 1; every other coefficient) is
 split by the key between a sync pattern and the 258 bits of the coded payload (64
 information bits + CRC-16, K=7 rate-1/3 convolutional code). Strength is set per frame
@@ -11,7 +12,8 @@ to a PSNR target (RGB, rounded output).
 Detection averages a locally normalised high-pass residual over frames, reads the tile's
 lattice (rotation within +-15 degrees and scale; different x and y scales unrotated)
 from the whitened autocorrelation in polar coordinates (so rotating, scaling and
-cropping need no brute-force search), folds the residual onto one tile through that
+cropping need no brute-force search; in frames of few tiles also along the angle read
+and at a few scales around the period read), folds the residual onto one tile through that
 affine map, refines angle and scale by the sync statistic, finds the cyclic offset by
 FFT correlation with the sync, and decodes soft bits with Viterbi; every fold is read
 for both pattern versions (old files stay readable). `p_false` is the Gaussian tail of
