@@ -166,3 +166,50 @@ def test_warp_is_close_to_a_supersampled_one_and_does_not_alias() -> None:
         err = np.abs(ours - ideal)[4:-4, 4:-4].mean()
         aliased = np.abs(plain.astype(np.float32) - ideal)[4:-4, 4:-4].mean()
         assert err < 4.5 and err < 0.75 * aliased, (scale, err, aliased)
+
+
+# ---------------------------------------------------------------- detector scores
+
+
+def test_scores_path_matches_the_trained_network() -> None:
+    """The folded, channels-last backbone that scores crops on CPU gives the logits of
+    the network as trained (its dense forward, which heat maps still use)."""
+    import torch
+
+    from likeness.detector.model import DetectorModel
+
+    model = DetectorModel.from_pretrained()
+    crops = np.random.default_rng(1).integers(0, 256, (5, 256, 256, 3), np.uint8)
+    fast = model.logits(crops)
+    trained, maps = model.dense(crops)
+    assert np.abs(fast - trained).max() < 1e-4
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model._scorer().modules())
+    assert maps is None or maps.shape[0] == 5
+
+
+@pytest.mark.slow
+def test_scan_makes_thumbnails_and_heat_maps_for_the_final_top_frames(tmp_path, astronaut):
+    """Crops are scored without the dense head; the top frames' thumbnails and heat maps
+    are made at the end, for exactly the frames the record lists."""
+    import torch
+
+    from likeness.detector.config import preset
+    from likeness.detector.model import Decision, save_weights
+    from likeness.detector.network import FaceClassifier
+    from likeness.pipelines.scan import ScanConfig, Scanner
+    from tests import samples
+
+    torch.manual_seed(0)
+    weights = tmp_path / "det"
+    save_weights(FaceClassifier(preset("tiny")), weights, Decision(threshold=0.5))
+    video = samples.face_video(tmp_path / "astro.mp4", astronaut, frames=10)
+    config = ScanConfig(weights=weights, every=1, provenance=False, top_frames=3)
+    result = Scanner(config).scan_file(video)
+    record = result.record
+    tops = [t.frame for t in record.top_frames]
+    assert record.status == "ok" and len(tops) == 3
+    scores = [t.score for t in record.top_frames]
+    best = sorted((f.score for f in record.frames if f.score is not None), reverse=True)
+    assert scores == best[:3]
+    assert sorted(result.thumbnails) == sorted(result.heatmaps) == sorted(tops)
+    assert all(jpeg[:2] == b"\xff\xd8" for jpeg in result.heatmaps.values())
