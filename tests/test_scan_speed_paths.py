@@ -93,6 +93,14 @@ def test_sampled_decode_keeps_max_frames_and_end(clips) -> None:
     assert [f.index for f in later] == list(range(25, 64, 5))
 
 
+def test_sampled_decode_keeps_the_frame_limit(clips) -> None:
+    from likeness.errors import MediaError
+    from likeness.media.limits import MediaLimits
+
+    with pytest.raises(MediaError, match="more than 10 frames"):
+        list(iter_frames(clips["mp4"], every=3, limits=MediaLimits(max_frames=10)))
+
+
 def test_codecs_that_cannot_skip_decode_every_frame(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "m.avi"
     with av.open(str(path), "w") as out:

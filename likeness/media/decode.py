@@ -211,12 +211,12 @@ def _display_ranks(path: Path, container, stream, limits: MediaLimits) -> dict[i
             for packet in second.demux(second.streams[stream.index]):
                 if not packet.size or packet.is_discard:  # flush packet; edit-list cut
                     continue
-                if packet.pts is None:
-                    return None
+                if packet.pts is None or len(pts) >= limits.max_frames:
+                    return None  # (past the limit: the full decode says so, in order)
                 pts.append(packet.pts)
     except AV_ERRORS:
         return None
-    if len(set(pts)) != len(pts) or len(pts) > limits.max_frames:
+    if len(set(pts)) != len(pts):
         return None
     return {p: rank for rank, p in enumerate(sorted(pts))}
 
