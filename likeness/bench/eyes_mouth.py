@@ -44,6 +44,7 @@ class FrameSeries:
     gaze_source: np.ndarray  # (2, 2)
     psnr: np.ndarray
     ssim: np.ndarray
+    l1: np.ndarray
 
     def summary(self) -> dict:
         def err(a: np.ndarray) -> float:
@@ -70,6 +71,7 @@ class FrameSeries:
             ),
             "psnr": float(np.nanmean(self.psnr)),
             "ssim": float(np.nanmean(self.ssim)),
+            "l1": float(np.nanmean(self.l1)),
         }
 
 
@@ -112,6 +114,7 @@ def measure_clip(model, stack, clip, lip_gain: float = 1.0) -> FrameSeries:
         fm.gaze_coords(src_face.landmarks, src_face.irises) if src_face else _nan_gaze(),
         img.psnr,
         img.ssim,
+        img.l1,
     )
 
 
