@@ -140,7 +140,7 @@ class RefinerModel:
         residual = sample_residual(
             self.network, self.scheduler, crop, mask, noise, steps or self.config.steps
         )
-        refined = to_uint8(crop + mask * residual.float())
+        refined = to_uint8(crop + mask * residual.float() * self.config.strength)
         out = renders.copy()
         inside = masks[:, y0:y1, x0:x1, None] > 0
         out[:, y0:y1, x0:x1] = np.where(inside, refined, renders[:, y0:y1, x0:x1])

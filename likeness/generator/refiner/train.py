@@ -123,7 +123,8 @@ class RefinerTrainer:
             want = x0
         pred = self.net(b["render"], b["mask"], noisy, t)
         weight = b["mask"] * b["valid"] * (1 + self.train.region_weight * b["region"])
-        return ((pred - want) ** 2 * weight).sum() / (weight.sum() * 3 + 1.0)
+        err = (pred - want).abs() if self.train.loss == "l1" else (pred - want) ** 2
+        return (err * weight).sum() / (weight.sum() * 3 + 1.0)
 
     def step(self) -> dict[str, float]:
         tr = self.train
