@@ -146,6 +146,12 @@ def test_refine_without_weights_is_one_line(capsys, tmp_path: Path, astronaut):
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1 and "no refiner weights" in err
     assert str(missing) in err and not out.exists()
+    # The library takes the same option.
+    from likeness import api
+
+    with pytest.raises(ModelError, match="no refiner weights"):
+        api.animate(photo, out, motion="nod", refine=True, refiner_weights=missing)
+    assert not out.exists()
 
 
 def test_refined_animate_is_marked_and_names_the_refiner(
