@@ -172,6 +172,7 @@ def run(
             "name": refiner.config.name,
             "weights_sha256": refiner.weights_hash,
             "steps": refiner.config.steps,
+            "strength": refiner.config.strength,
             "parameters": sum(p.numel() for p in refiner.network.parameters()),
         },
         "metrics": rows,
