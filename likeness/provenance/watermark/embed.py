@@ -23,10 +23,12 @@ SPLIT_MSE = float(SPLIT @ SPLIT) / 3  # RGB mean squared error per unit luma cha
 # the local residual level over this window. The embedder's region strength follows it.
 HIGHPASS_SIGMA = 3.0
 LOCAL_WINDOW = 15
-# Strength is aimed this far above the PSNR target and accepted within it either way,
-# so the output lands at or above the target (aimed at the target with a 0.1 dB
-# tolerance, the bench's 10 clips averaged 41.94 dB against 42).
-PSNR_MARGIN_DB = 0.05
+# Strength is aimed this far above the PSNR target and accepted anywhere from the
+# target to PSNR_WINDOW_DB above it, so the output lands at or above the target (aimed
+# at the target with a 0.1 dB tolerance either way, the bench's 10 clips averaged 41.94
+# dB against 42) and the first try is usually kept (each retry costs a full pass).
+PSNR_MARGIN_DB = 0.07
+PSNR_WINDOW_DB = 0.15
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:
@@ -224,7 +226,8 @@ class Embedder:
             if mse <= 0:
                 break
             ratio = target / mse
-            if abs(10 * math.log10(ratio)) < PSNR_MARGIN_DB:
+            above = 10 * math.log10(ratio) + PSNR_MARGIN_DB  # dB over the target
+            if 0.0 <= above <= PSNR_WINDOW_DB:
                 break
             gain = min(gain * math.sqrt(ratio), max_gain)
             if fix is not None:
