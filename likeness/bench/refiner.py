@@ -26,7 +26,7 @@ import numpy as np
 from likeness.bench.common import machine_info, write_json
 from likeness.errors import InputError
 
-PAIRS = {False: 128, True: 24}  # test pairs scored (full, --quick)
+PAIRS = {False: 256, True: 24}  # test pairs scored (full, --quick)
 E2E_FRAMES = {False: 24, True: 8}
 TARGET_E2E_FPS = 1.0  # issue 15: end to end with the refiner on this CPU
 

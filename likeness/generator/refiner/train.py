@@ -164,7 +164,7 @@ class RefinerTrainer:
     def checkpoint(self, final: bool = False) -> dict[str, float]:
         metrics = self.validate()
         if metrics and metrics["val_l1"] < self.best["val_l1"]:
-            self.best = {"step": self.state.step, **metrics}
+            self.best = {"step": self.state.step, "train_pairs": len(self.sampler.pairs), **metrics}
             save_weights(self.net, self.out / "best")
             (self.out / BEST).write_text(json.dumps(self.best, indent=1))
         ckpt = {
@@ -174,7 +174,7 @@ class RefinerTrainer:
             "train": dataclasses.asdict(self.train),
             "config": dataclasses.asdict(self.config),
             "best": self.best,
-            "pairs": str(self.pairs_root),
+            "pairs": {"root": str(self.pairs_root), "train": len(self.sampler.pairs)},
         }
         save_checkpoint(self.out, ckpt)
         save_weights(self.net, self.out / "weights")
