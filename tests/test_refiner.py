@@ -176,3 +176,33 @@ def test_refined_animate_is_marked_and_names_the_refiner(
         "name": "likeness-portrait-tiny+likeness-refiner-tiny",
         "hash": f"{generator_hash}+{refiner_hash}",
     }
+
+
+def test_scene_path_refines_and_names_the_refiner(
+    monkeypatch, root_pem, tiny_weights, tiny_refiner_weights, tmp_path: Path, astronaut
+):
+    """--preview goes through pipelines.scene, the per-frame path: refined there too."""
+    from likeness import api
+    from likeness.provenance.verify import verify_file
+
+    refined: list[int] = []
+    original = RefinerModel.refine
+
+    def counting(self, renders, kps, steps=None):
+        refined.append(len(renders))
+        return original(self, renders, kps, steps)
+
+    monkeypatch.setattr(RefinerModel, "refine", counting)
+
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(samples.png_bytes(cv2.resize(astronaut, (256, 256))))
+    result = api.animate(
+        photo, tmp_path / "out.mp4", motion="nod", max_frames=3, weights=tiny_weights,
+        refine=True, refiner_weights=tiny_refiner_weights, preview=tmp_path / "side.mp4",
+    )  # fmt: skip
+    assert result.frames == 3 and result.preview is not None
+    assert sum(refined) == 3  # every rendered face, once
+    for target in (result.output, result.preview.target):
+        verdict = verify_file(target, [root_pem])
+        assert verdict.manifest == "trusted" and verdict.watermark_found, verdict.reasons
+        assert verdict.summary.model["name"] == "likeness-portrait-tiny+likeness-refiner-tiny"
