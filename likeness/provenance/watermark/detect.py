@@ -33,7 +33,7 @@ REFINE_ANGLE = 0.16  # first angle step, degrees
 REFINE_ROUNDS = 4  # each round halves both steps
 REFINE_GAIN = 0.1  # z a refinement step must add to be taken
 GAIN_BINS = 4  # radius bins of the channel-gain estimate
-CLIP_SIGMA = 4.0  # cap on one whitened coefficient's magnitude (see _whiten)
+CLIP_SIGMA = 4.0  # cap on one whitened coefficient's magnitude in the sync (see _robust)
 FEW_TILES = 4.5  # tiles across the short side below which lattices get a scale sweep
 SWEEP_LATTICES = 2  # how many of the autocorrelation's lattices get it
 SWEEP_SCALES = (0.988, 0.992, 0.996, 1.004, 1.008, 1.012)
@@ -354,16 +354,20 @@ def _whiten(folded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     total = cv2.blur(padded_p, box, borderType=cv2.BORDER_CONSTANT)[half:-half, half:-half]
     count = cv2.blur(padded_n, box, borderType=cv2.BORDER_CONSTANT)[half:-half, half:-half]
     noise = np.maximum(total / np.maximum(count, 1e-9), 1e-12)
-    # Robust correlation: each coefficient's whitened magnitude is capped at CLIP_SIGMA
-    # (|F| / sigma; P(above) = exp(-16) on noise, so the null distribution is kept),
-    # so that no single coefficient can carry the sync statistic. Measured: a 256 px
-    # clip upscaled 1.5x has an interpolation grid every 3 px; a lattice of (48, 9) px
-    # vectors puts it on one coefficient at 55 sigma, and the free offset aligns its
-    # phase: z 13.6 (21.6 before the structure scale) for any key, no CRC (p_false
-    # 7e-36 with a CRC pass left as the only guard).
-    magnitude = np.abs(spec) / np.sqrt(noise)
-    spec = spec * np.minimum(1.0, CLIP_SIGMA / np.maximum(magnitude, 1e-12))
     return spec / noise, noise
+
+
+def _robust(white: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """The whitened spectrum with each coefficient's magnitude capped at CLIP_SIGMA
+    (|F| / sigma; P(above) = exp(-16) on noise, so the null distribution is kept), for
+    the sync statistic only, so that no single coefficient can carry it. Measured: a
+    256 px clip upscaled 1.5x has an interpolation grid every 3 px; a lattice of (48, 9)
+    px vectors puts it on one coefficient at 55 sigma, and the free offset aligns its
+    phase: z 13.6 (21.6 before the structure scale) for any key, no CRC (p_false 7e-36,
+    a CRC pass the only guard left). Soft bits keep the uncapped values (capped, the
+    bench's 256 px clips lost rotation 2 + CRF 28 on 2 of 5)."""
+    magnitude = np.abs(white) * np.sqrt(noise)
+    return white * np.minimum(1.0, CLIP_SIGMA / np.maximum(magnitude, 1e-12))
 
 
 def _sync_surface(white: np.ndarray, noise: np.ndarray, bank: PatternBank) -> np.ndarray:
@@ -492,6 +496,7 @@ def detect_residual(
         nonlocal tried, tried_unshifted, unshifted
         fold = fold_affine(views[flipped], lattice, grid, caches[flipped])
         white_all, noise_all = _whiten(fold)
+        robust = _robust(white_all, noise_all)
         best_here = None
         for index, (_, bank) in enumerate(readers):
             if only is not None and index != only:
@@ -499,7 +504,7 @@ def detect_residual(
             tried += 1
             rows, cols = bank.ky % grid, bank.kx
             coefs, noise = white_all[rows, cols], noise_all[rows, cols]
-            surface = _sync_surface(white_all, noise, bank)
+            surface = _sync_surface(robust, noise, bank)
             z, offset = _peak(surface)
             if not flipped and only is None:
                 tried_unshifted += 1
