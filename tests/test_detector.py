@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -46,10 +47,32 @@ def test_pooling_follows_a_manipulated_segment_that_a_mean_would_dilute():
 def test_pooled_window_grows_with_length():
     assert pooled_counts(0) == (0, 0)
     assert pooled_counts(1) == (0, 1) and pooled_counts(2) == (0, 2)
-    assert pooled_counts(3) == (1, 1)
+    assert pooled_counts(3) == (1, 1)  # the median
     drops, keeps = zip(*(pooled_counts(n) for n in range(3, 400)), strict=True)
-    assert min(drops) >= 1 and list(keeps) == sorted(keeps) and keeps[-1] >= 99
+    assert min(drops) >= 1 and list(keeps) == sorted(keeps) and keeps[-1] >= 159
+    assert all(d + k < n for n, d, k in zip(range(3, 400), drops, keeps, strict=True))
     assert np.isnan(pool_scores([]))
+    top_quarter = PoolingConfig(top=0.25, trim=0.1, window=0)  # the earlier pooling
+    assert pooled_counts(100, top_quarter) == (10, 25)
+
+
+def test_real_video_with_scattered_odd_frames_stays_real():
+    """One frame in four looking fake (blur, compression bursts) never reaches the
+    lower half of any window: the video keeps its steady level."""
+    scores = np.full(120, 0.1)
+    scores[::4] = 0.95
+    assert pool_scores(scores) == pytest.approx(0.1)
+    assert pool_scores(scores, PoolingConfig(top=1.0, trim=0.0, window=0)) > 0.3  # a mean
+
+
+def test_windows_keep_a_short_segment_that_the_whole_video_would_dilute():
+    scores = np.full(300, 0.05)
+    scores[200:220] = 0.9  # 20 sampled frames, about 7 s at scan's sampling
+    assert pool_scores(scores) > 0.85
+    assert pool_scores(scores, PoolingConfig(window=0)) < 0.1
+    # up to a window's length, windows change nothing
+    short = np.random.default_rng(0).random(16)
+    assert pool_scores(short) == pool_scores(short, PoolingConfig(window=0))
 
 
 @settings(max_examples=150, deadline=None)
@@ -65,11 +88,12 @@ def test_one_frame_moves_the_score_no_further_than_its_neighbours_ranks(scores, 
     changed = s.copy()
     changed[where % len(s)] = value
     ranked = np.sort(s)[::-1]
-    drop, keep = pooled_counts(len(s), PoolingConfig())
+    whole = PoolingConfig(window=0)  # within one window (below), windows change nothing
+    drop, keep = pooled_counts(len(s), whole)
     low = ranked[drop + 1 : drop + 1 + keep]
     low = np.concatenate([low, np.full(keep - len(low), ranked[-1])])
     high = ranked[drop - 1 : drop - 1 + keep]
-    got = pool_scores(changed)
+    got = pool_scores(changed, whole)
     assert low.mean() - 1e-12 <= got <= high.mean() + 1e-12
     assert s.min() - 1e-12 <= pool_scores(s) <= s.max() + 1e-12
 
@@ -121,6 +145,30 @@ def test_threshold_keeps_false_positives_at_or_under_one_percent(n):
         assert false_positive_rate(real, below[-1]) > fpr
     if n < 100:
         assert t == real.max()
+
+
+def test_fitted_threshold_holds_the_false_positive_rate_that_a_small_sample_cannot():
+    """24 real validation videos: the empirical 1 % quantile is their maximum, which lets
+    about 1 in 25 new real videos through; the logit-normal fit keeps under 2 % on
+    average, under 1 % in most draws."""
+    from statistics import NormalDist
+
+    from likeness.detector.calibrate import fitted_threshold_at_fpr
+
+    mu, sigma = -1.0, 0.8
+
+    def true_fpr(t):  # fmt: skip
+        return 1 - NormalDist(mu, sigma).cdf(math.log(t / (1 - t)))
+
+    empirical, fitted = [], []
+    for seed in range(300):
+        real = 1 / (1 + np.exp(-np.random.default_rng(seed).normal(mu, sigma, 24)))
+        empirical.append(true_fpr(threshold_at_fpr(real, 0.01)))
+        fitted.append(true_fpr(max(threshold_at_fpr(real, 0.01), fitted_threshold_at_fpr(real))))
+    assert np.mean(empirical) > 0.03
+    assert np.mean(fitted) < min(0.02, np.mean(empirical) / 2) and np.median(fitted) < 0.01
+    with pytest.raises(InputError, match="at least 3"):
+        fitted_threshold_at_fpr([0.2, 0.3])
 
 
 def test_metrics_on_known_cases():

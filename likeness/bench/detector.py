@@ -130,6 +130,8 @@ def _video_scores(samples, probs, pooling) -> tuple[list[str], np.ndarray, np.nd
     for i, s in enumerate(samples):
         by_video.setdefault(s.video, []).append(i)
     names = sorted(by_video)
+    for idx in by_video.values():
+        idx.sort(key=lambda i: samples[i].frame)  # pooling windows run in frame order
     scores = np.array([pool_scores(probs[by_video[v]], pooling) for v in names])
     labels = np.array([samples[by_video[v][0]].label for v in names])
     families = [samples[by_video[v][0]].family for v in names]

@@ -26,7 +26,11 @@ import torch.nn.functional as F
 from likeness import training
 from likeness.datasets.fakes_format import FAMILIES, FakesSet, Sample, family_group
 from likeness.detector import metrics
-from likeness.detector.calibrate import fit_calibration, threshold_at_fpr
+from likeness.detector.calibrate import (
+    fit_calibration,
+    fitted_threshold_at_fpr,
+    threshold_at_fpr,
+)
 from likeness.detector.config import DetectorConfig, TrainConfig, preset
 from likeness.detector.data import BatchSampler, evaluation_images, subsample
 from likeness.detector.model import Decision, save_weights
@@ -252,7 +256,9 @@ class Trainer:
         if len(real) == 0:
             self.calibration_note = "not calibrated: no real validation videos"
             return None
-        threshold = threshold_at_fpr(real, tr.target_fpr)
+        empirical = threshold_at_fpr(real, tr.target_fpr)
+        fitted = fitted_threshold_at_fpr(real, tr.target_fpr) if len(real) >= 3 else empirical
+        threshold = max(empirical, fitted)
         fake = video_scores[video_labels == 1]
         self.calibration_note = ""
         validation = {
@@ -263,6 +269,9 @@ class Trainer:
             "fake_videos": int(len(fake)),
             "video_run": tr.calibration_chunk,
             "video_fpr": float(np.mean(real > threshold)),
+            # threshold: the higher of the empirical quantile and a logit-normal tail fit
+            "threshold_empirical": empirical,
+            "threshold_fitted": fitted,
             "video_tpr": float(np.mean(fake > threshold)) if len(fake) else float("nan"),
             "crops": int(len(labels)),
             # What training saw: leave-one-family-out runs that start from these weights
