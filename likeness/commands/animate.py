@@ -156,12 +156,14 @@ def register(app: typer.Typer) -> None:
             "--refine",
             help="Run the diffusion refiner on each rendered face (detail in skin, eyes "
             "and mouth; slower). Pixels outside the face are left as rendered; the "
-            "manifest names the refiner and its weights hash.",
+            "manifest names the refiner and its weights hash. No refiner ships yet "
+            "(the trained one did not beat the unrefined output): give --refiner-weights.",
         ),
         refiner_weights: Path | None = typer.Option(
             _default("refiner_weights"),
             "--refiner-weights",
-            help="A refiner weights folder [default: the shipped refiner].",
+            help="A refiner weights folder (RUN/best of python -m "
+            "likeness.generator.refiner.train) [default: the shipped refiner].",
         ),
     ) -> None:
         """Animate a portrait photo with a driving video or scripted motion.
@@ -182,7 +184,7 @@ def register(app: typer.Typer) -> None:
         - `likeness animate two.jpg driving.mp4 -o out.mp4 --face all`
         - `likeness animate two.jpg -o out.mp4 --drive 0=a.mp4 --drive 1=b.mp4`
         - `likeness animate photo.jpg driving.mp4 -o out.mp4 --label --preview side.mp4`
-        - `likeness animate photo.jpg driving.mp4 -o out.mp4 --refine`
+        - `likeness animate photo.jpg driving.mp4 -o out.mp4 --refine --refiner-weights r1/best`
         """
         from likeness.pipelines.animate import prepare
         from likeness.pipelines.faces_plan import parse_drive, parse_face
