@@ -259,3 +259,19 @@ def test_cli_passes_weights_and_refuses_them_elsewhere(capsys, home, tmp_path):
     assert (
         code == 2 and "--weights does not apply to the faces benchmark" in capsys.readouterr().err
     )
+
+
+def test_a_corpus_file_the_media_layer_refuses_is_left_out_with_its_reason(tmp_path, face_stack):
+    """A truncated test clip and a PNG renamed .mp4 in the held-out set: the benchmark
+    notes each with its one-line reason and goes on (it stopped at lrd-sample.mp4)."""
+    frames = [np.full((64, 64, 3), 40 + i, np.uint8) for i in range(12)]
+    clip = samples.write_clip(tmp_path / "clip.mp4", frames)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    renamed = tmp_path / "photo.mp4"
+    renamed.write_bytes(samples.png_bytes(frames[0]))
+    got = inputs_mod.BenchInputs([], [], "test")
+    inputs_mod._load_all(got, [cut, renamed], [], face_stack, 64, True, lambda: None)
+    assert not got.clips and len(got.notes) == 2
+    assert "cut.mp4" in got.notes[0] and "photo.mp4" in got.notes[1]
+    assert all(n.endswith(", left out") for n in got.notes)
