@@ -213,7 +213,8 @@ def test_version_1_marks_still_read(marked480):
     assert not detect_frames(old, key=KEY, config=current_only).found
 
 
-def test_payload_exact_after_crf33_on_a_256px_clip(corpus: Path):
+def _marked_256px_clip(corpus: Path) -> list[np.ndarray]:
+    """16 frames of a 256 px corpus clip, marked with the test key."""
     from likeness.media import iter_frames
 
     path = corpus / "videos" / "dt-m030-front-neutral-level1-001.mp4"
@@ -221,8 +222,11 @@ def test_payload_exact_after_crf33_on_a_256px_clip(corpus: Path):
         pytest.skip(f"{path.name} not in the corpus")
     frames = [even(f.image) for f in iter_frames(path, max_frames=16)]
     embedder = Embedder(KEY, PAYLOAD, CONFIG)
-    marked = [embedder.embed(f) for f in frames]
-    assert_payload(detect_frames(x264(marked, 33), key=KEY))
+    return [embedder.embed(f) for f in frames]
+
+
+def test_payload_exact_after_crf33_on_a_256px_clip(corpus: Path):
+    assert_payload(detect_frames(x264(_marked_256px_clip(corpus), 33), key=KEY))
 
 
 def test_small_frames_use_the_longer_tile_and_survive_quarter_scale(corpus: Path):
@@ -265,14 +269,7 @@ def test_payload_exact_after_rotation_rescale_and_crf23_on_a_256px_clip(corpus: 
     """Rotation 5 + scale 0.7 + CRF 23 leaves 1.8 tiles of 101 px in a 178 px frame:
     the lattice is found along the angle the polar map reads (it ranked below the
     picture's own structure in the map: 0/5 small corpus clips before, 5/5 after)."""
-    from likeness.media import iter_frames
-
-    path = corpus / "videos" / "dt-m030-front-neutral-level1-001.mp4"
-    if not path.exists():
-        pytest.skip(f"{path.name} not in the corpus")
-    frames = [even(f.image) for f in iter_frames(path, max_frames=16)]
-    embedder = Embedder(KEY, PAYLOAD, CONFIG)
-    marked = [embedder.embed(f) for f in frames]
+    marked = _marked_256px_clip(corpus)
     assert_payload(detect_frames(x264(scale(rotate(marked, 5.0), 0.7), 23), key=KEY))
 
 

@@ -188,23 +188,13 @@ def lattice_candidates(
     period, angle = rotation within +-max_rotation) gives one sharp peak per lattice.
     The strongest few come back, each with sub-sample refinement."""
     h, w = res.shape
-    if auto is None:
-        auto = _autocorrelation(res)
-    cy, cx = auto.shape[0] // 2, auto.shape[1] // 2
     lo = float(config.min_search_period)
     hi = float(min(h, w) * config.max_period_fraction)
     if hi <= lo + 4:
         return []
-    radii = np.arange(lo, hi, 0.5, dtype=np.float32)
     step = np.rad2deg(0.5 / hi)
     angles = np.arange(-config.max_rotation, config.max_rotation + step / 2, step)
-    a = np.deg2rad(angles).astype(np.float32)[:, None]
-    r = radii[None, :]
-    score = np.zeros((len(angles), len(radii)), np.float32)
-    for turn in (0.0, np.pi / 2):
-        map_x = (cx + r * np.cos(a + turn)).astype(np.float32)
-        map_y = (cy + r * np.sin(a + turn)).astype(np.float32)
-        score += cv2.remap(auto, map_x, map_y, cv2.INTER_LINEAR)
+    score = _polar_lattice_score(res, auto, angles, lo, hi)
     # Detrend: the picture's own correlation varies slowly with radius and angle.
     trend = cv2.blur(score, (31, 31), borderType=cv2.BORDER_REFLECT)
     detr = score - trend
@@ -236,25 +226,35 @@ def radial_candidates(
     clip at rotation 5 + scale 0.7 + CRF 23, 101 px tile in a 178 px frame: first along
     the angle, not in the map's top 8)."""
     h, w = res.shape
-    if auto is None:
-        auto = _autocorrelation(res)
-    cy, cx = auto.shape[0] // 2, auto.shape[1] // 2
     lo = float(config.min_search_period)
     hi = float(min(h, w) * config.max_period_fraction)
     if hi <= lo + 4 or not angles:
         return []
-    radii = np.arange(lo, hi, 0.5, dtype=np.float32)
-    a = np.deg2rad(np.asarray(angles, np.float32))[:, None]
-    score = np.zeros((len(angles), len(radii)), np.float32)
-    for turn in (0.0, np.pi / 2):
-        map_x = (cx + radii[None, :] * np.cos(a + turn)).astype(np.float32)
-        map_y = (cy + radii[None, :] * np.sin(a + turn)).astype(np.float32)
-        score += cv2.remap(auto, map_x, map_y, cv2.INTER_LINEAR)
+    score = _polar_lattice_score(res, auto, np.asarray(angles), lo, hi)
     out = []
     for row, angle in zip(score, angles, strict=True):
         for period in _peaks(row.astype(np.float64), 0, per_angle):
             out.append(basis(float(lo + 0.5 * period), angle))
     return out
+
+
+def _polar_lattice_score(
+    res: np.ndarray, auto: np.ndarray | None, angles: np.ndarray, lo: float, hi: float
+) -> np.ndarray:
+    """The autocorrelation at lag (radius, angle) plus at the same lag turned by 90
+    degrees, for every angle (rows) and radius lo..hi in half samples (columns): a
+    square lattice of that period and rotation peaks there."""
+    if auto is None:
+        auto = _autocorrelation(res)
+    cy, cx = auto.shape[0] // 2, auto.shape[1] // 2
+    radii = np.arange(lo, hi, 0.5, dtype=np.float32)[None, :]
+    a = np.deg2rad(np.asarray(angles, np.float64)).astype(np.float32)[:, None]
+    score = np.zeros((a.shape[0], radii.shape[1]), np.float32)
+    for turn in (0.0, np.pi / 2):
+        map_x = (cx + radii * np.cos(a + turn)).astype(np.float32)
+        map_y = (cy + radii * np.sin(a + turn)).astype(np.float32)
+        score += cv2.remap(auto, map_x, map_y, cv2.INTER_LINEAR)
+    return score
 
 
 def _parabola(a: np.ndarray, i: int, j: int, axis: int) -> float:
