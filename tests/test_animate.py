@@ -115,7 +115,9 @@ def test_library_api_crop_only_without_audio(keys, tiny_weights, photo, driving,
     info = probe(result.output)
     # The tiny model's 64 px crops are enlarged to the smallest picture that can carry a
     # readable watermark (WatermarkConfig.min_side).
-    assert (info.width, info.frames, info.has_audio) == (192, 5, False)
+    from likeness.provenance.watermark import WatermarkConfig
+
+    assert (info.width, info.frames, info.has_audio) == (WatermarkConfig().min_side, 5, False)
     assert result.sign.target == outdir / "crop.mp4" and result.seconds > 0
 
 

@@ -213,43 +213,51 @@ def test_version_1_marks_still_read(marked480):
     assert not detect_frames(old, key=KEY, config=current_only).found
 
 
-def _marked_256px_clip(corpus: Path) -> list[np.ndarray]:
-    """16 frames of a 256 px corpus clip, marked with the test key."""
+def _clip_frames(corpus: Path) -> list[np.ndarray]:
+    """16 frames of a 256 px corpus clip."""
     from likeness.media import iter_frames
 
     path = corpus / "videos" / "dt-m030-front-neutral-level1-001.mp4"
     if not path.exists():
         pytest.skip(f"{path.name} not in the corpus")
-    frames = [even(f.image) for f in iter_frames(path, max_frames=16)]
+    return [even(f.image) for f in iter_frames(path, max_frames=16)]
+
+
+def _marked_256px_clip(corpus: Path) -> list[np.ndarray]:
+    """16 frames of a 256 px corpus clip, marked with the test key."""
     embedder = Embedder(KEY, PAYLOAD, CONFIG)
-    return [embedder.embed(f) for f in frames]
+    return [embedder.embed(f) for f in _clip_frames(corpus)]
 
 
 def test_payload_exact_after_crf33_on_a_256px_clip(corpus: Path):
     assert_payload(detect_frames(x264(_marked_256px_clip(corpus), 33), key=KEY))
 
 
-def test_small_frames_use_the_longer_tile_and_survive_quarter_scale(corpus: Path):
-    """Frames under 432 px carry a 144 px tile (112 px before 2026-12): on a 256 px
-    clip the band sits at longer wavelengths, which a quarter-size copy (64 px, the tile
-    36 px) still holds; with the 112 px tile it did not (z 6.3, no CRC)."""
+def test_files_marked_with_the_144px_tile_still_read_after_quarter_scale(corpus: Path):
+    """The 144 px tile (2026-12-01, taken back the same day: it cost short 256 px
+    outputs their read-back margin) carried a 256 px clip through quarter scale (64 px
+    frame, 36 px tile); files marked with it still read: the detector tries its period."""
     from dataclasses import replace
 
-    from likeness.media import iter_frames
-
-    assert period_for(256, 256, CONFIG) == 144 and period_for(720, 1280, CONFIG) == 240
-    path = corpus / "videos" / "dt-m030-front-neutral-level1-001.mp4"
-    if not path.exists():
-        pytest.skip(f"{path.name} not in the corpus")
-    frames = [even(f.image) for f in iter_frames(path, max_frames=16)]
-    embedder = Embedder(KEY, PAYLOAD, CONFIG)
+    assert period_for(256, 256, CONFIG) == 112 and period_for(720, 1280, CONFIG) == 240
+    longer = replace(CONFIG, min_period=144)
+    assert period_for(256, 256, longer) == 144
+    frames = _clip_frames(corpus)
+    embedder = Embedder(KEY, PAYLOAD, longer)
     result = detect_frames(scale([embedder.embed(f) for f in frames], 0.25), key=KEY)
     assert_payload(result)
     assert result.period[0] == pytest.approx(36.0, abs=0.5)
-    before = replace(CONFIG, min_period=112, tiles_per_short_side=4.0)
-    embedder = Embedder(KEY, PAYLOAD, before)
-    marked = [embedder.embed(f) for f in frames]
-    assert not detect_frames(scale(marked, 0.25), key=KEY, config=before).found
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 14: quarter scale of a 256 px clip leaves a 28 px tile in a 64 px "
+    "frame (z 6.3, no CRC); the 144 px tile carried it but cost short outputs' read-back",
+)
+def test_default_tiling_survives_quarter_scale_on_a_256px_clip(corpus: Path):
+    embedder = Embedder(KEY, PAYLOAD, CONFIG)
+    marked = [embedder.embed(f) for f in _clip_frames(corpus)]
+    assert_payload(detect_frames(scale(marked, 0.25), key=KEY))
 
 
 @pytest.mark.parametrize(("size", "period"), [(256, 112.0), (480, 120.0)])

@@ -69,6 +69,25 @@ def test_small_outputs_are_enlarged_until_the_mark_reads_back(keyed_home, monkey
     assert (info.width, info.height) == (192, 256)
 
 
+def test_an_enlarged_small_picture_reads_back_under_any_key():
+    """The enlargement must leave room for the tile whatever the key (the installation's
+    key is new in every run): with a 144 px tile, 4 of 10 random keys did not read back
+    from the enlarged 192 px picture, which `mark_image` then refuses."""
+    import os
+
+    from likeness.provenance.watermark import Embedder, Payload, WatermarkConfig, detect_frames
+    from likeness.provenance.watermark.embed import markable
+
+    config = WatermarkConfig()
+    payload = Payload(0xA1B2C3D4E5F6, 0x1234)
+    rng = np.random.default_rng(3)
+    small = markable((96 + 64 * rng.random((64, 48, 3))).astype(np.uint8), config)
+    for _ in range(6):
+        key = os.urandom(32)
+        result = detect_frames([Embedder(key, payload, config).embed(small)], key=key)
+        assert result.found and result.payload == payload
+
+
 def test_unreadable_mark_is_refused_before_signing(keyed_home, monkeypatch, tmp_path):
     """Nothing is signed with a soft binding its pixels do not carry: when the read-back
     finds no mark (forced here), the output is refused and nothing is left behind."""

@@ -30,19 +30,18 @@ class WatermarkConfig:
     # 0.962 -> 0.969 at 720p, the rest found as before; 2.5 lost crop 10 % + rotation
     # 2 + CRF 28 on all three clips under 720p (2 tiles left after the crop).
     tiles_per_short_side: float = 3.0
-    # 144 since 2026-12-01 (was 112; the coefficients are unchanged, so it is still
-    # pattern version 2): a longer tile puts the same band at longer wavelengths in
-    # frames under 432 px, where x264 and downscaling keep more of it, at the cost of
-    # fewer repetitions (1.8 per side at 256 px). Measured on five 256 px corpus clips
-    # (30 frames), detected 112 -> 144 px: CRF 33 3/5 -> 4/5, CRF 35 1/5 -> 3/5, scale
-    # 0.25 0/5 -> 4/5, CRF 38 0/5 both, scale 0.5 + CRF 28 1/5 both; SSIM +0.002. 160
-    # and 176 px lost the still 256 px photo after CRF 28 (z 5.4, 144 px: 6.1).
-    min_period: int = 144
+    # 112 (144 was tried on 2026-12-01 and taken back the same day: at 256 px it leaves
+    # 1.8 tiles per side; it carried quarter scale (0/5 -> 4/5 on five 256 px clips) and
+    # CRF 35 (1/5 -> 3/5), but the read-back of short 256 px outputs lost its margin:
+    # 4-frame 256 px clip at CRF 18, 10 random keys, sync z 6.2-10.5 against 9.4-11.3
+    # with 112 px, and one test run met a key at z 5.8 that the writer then refused).
+    # Small frames need a stronger or longer mark, not fewer repetitions.
+    min_period: int = 112
     # (min_period, tiles_per_short_side) of earlier embedders: the detector also tries
     # their period for the frame size (counted in p_false), so older files read at
     # their own scale without relying on the autocorrelation to find it (a 256 px
     # 12-frame file of 112 px tiles: found, z 11.9; without this candidate, z 4.7).
-    legacy_tilings: tuple[tuple[int, float], ...] = ((112, 4.0),)
+    legacy_tilings: tuple[tuple[int, float], ...] = ((112, 4.0), (144, 3.0))
     # Pass band, in cycles per tile: at 480p (period 120 px) wavelengths 5.5..24 px.
     # Version 2 (was 6..24): measured on the bench's 10 corpus clips (30 frames), 5..22
     # against 6..24: half scale + CRF 28 6/10 (was 3/10), CRF 38 on large clips 2/5
