@@ -9,7 +9,6 @@ and by which weights. Missing weights fail in `prepare()`, before anything is wr
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,31 +17,18 @@ if TYPE_CHECKING:
     from likeness.generator.refiner.model import RefinerModel
     from likeness.pipelines.configs import AnimateConfig
 
-_LOCK = threading.Lock()
-_MODELS: dict[tuple, RefinerModel] = {}
-
 
 def load_refiner(config: AnimateConfig, device: str) -> RefinerModel | None:
     """The refiner `config.refine` asks for (None when it is off), loaded once per
-    process; ModelError (exit 2, one line) when its weights are missing."""
+    process (one refiner at a time is all a process uses); ModelError (exit 2, one
+    line) when its weights are missing."""
     if not config.refine:
         return None
     from likeness.generator.refiner.model import DEFAULT_WEIGHTS, RefinerModel
-    from likeness.weights_io import WEIGHTS_NAME
+    from likeness.pipelines.generator_cache import cached_load
 
     folder = Path(config.refiner_weights) if config.refiner_weights else DEFAULT_WEIGHTS
-    try:
-        stat = (folder / WEIGHTS_NAME).stat()
-    except OSError:
-        return RefinerModel.from_pretrained(folder, device)  # says what is missing
-    key = (str(folder.resolve()), device, stat.st_size, stat.st_mtime_ns)
-    with _LOCK:
-        model = _MODELS.get(key)
-        if model is None:
-            model = RefinerModel.from_pretrained(folder, device)
-            _MODELS.clear()  # one refiner at a time is all a process uses
-            _MODELS[key] = model
-        return model
+    return cached_load("refiner", folder, device, RefinerModel.from_pretrained, keep=1)
 
 
 def model_record(model: GeneratorModel, refiner: RefinerModel | None) -> dict[str, str | None]:
