@@ -488,6 +488,27 @@ def test_masks_follow_the_flip_and_crop_of_their_crop():
         assert agree > 0.95 and out_mask[:, -8:].mean() > 0.9  # flipped to the right
 
 
+def test_grey_and_degraded_views_look_like_the_real_footage_they_stand_for():
+    from likeness.detector.config import AugmentConfig
+    from likeness.detector.data import augment
+
+    rng = np.random.default_rng(0)
+    rgb = np.zeros((256, 256, 3), np.uint8)
+    rgb[..., 0] = np.linspace(0, 255, 256)[None].astype(np.uint8)  # red ramp
+    rgb[::2, ::2, 1] = 200  # fine green checker: detail that a small source cannot keep
+    off = dict(flip=0, colour=0, crop=0, blur=0, resize=0, jpeg=0, h264=0, noise=0)
+    grey = augment(rgb, AugmentConfig(**off, grayscale=1.0), rng, 256)
+    assert np.abs(grey.astype(int) - grey[..., :1]).max() == 0  # R = G = B
+    assert grey.std() > 10  # still the picture, not a flat grey
+    worse = augment(rgb, AugmentConfig(**off, degrade=1.0), rng, 256)
+    detail = np.abs(np.diff(rgb[..., 1].astype(float), axis=1)).mean()
+    assert np.abs(np.diff(worse[..., 1].astype(float), axis=1)).mean() < 0.5 * detail
+    ramp = worse[..., 0].astype(float).mean(axis=0)
+    assert np.corrcoef(ramp, np.arange(256))[0, 1] > 0.98  # the coarse picture survives
+    same = augment(rgb, AugmentConfig(**off), rng, 256)
+    assert np.array_equal(same, rgb)  # both off: untouched
+
+
 def test_left_out_family_never_reaches_a_batch(astro_set):
     from likeness.datasets.fakes_format import FakesSet
     from likeness.detector.config import TrainConfig, preset

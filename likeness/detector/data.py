@@ -38,6 +38,22 @@ def _colour(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
 
+def _degrade(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Small, noisy, heavily compressed footage upsampled back: the crop down to 20-45 %,
+    sensor noise (sigma 0-6 levels) and JPEG 15-40 at that size, then up again."""
+    h, w = rgb.shape[:2]
+    f = rng.uniform(0.2, 0.45)
+    small = cv2.resize(
+        np.ascontiguousarray(rgb), (max(8, int(w * f)), max(8, int(h * f))), cv2.INTER_AREA
+    )
+    sigma = rng.uniform(0, 6)
+    if sigma > 0.5:
+        small = np.clip(small + rng.normal(0, sigma, small.shape) + 0.5, 0, 255).astype(np.uint8)
+    small = codecs.jpeg_roundtrip(np.ascontiguousarray(small), int(rng.integers(15, 41)))
+    up = cv2.INTER_CUBIC if rng.random() < 0.5 else cv2.INTER_LINEAR
+    return np.clip(cv2.resize(small, (w, h), interpolation=up), 0, 255).astype(np.uint8)
+
+
 def augment(
     rgb: np.ndarray,
     cfg: AugmentConfig,
@@ -53,6 +69,9 @@ def augment(
         mask = None if mask is None else mask[:, ::-1]
     if rng.random() < cfg.colour:
         out = _colour(out, rng)
+    if rng.random() < cfg.grayscale:
+        grey = cv2.cvtColor(np.ascontiguousarray(out), cv2.COLOR_RGB2GRAY)
+        out = np.repeat(grey[:, :, None], 3, axis=2)
     h, w = out.shape[:2]
     if cfg.crop > 0:
         x0, x1 = (rng.uniform(0, cfg.crop, 2) * w).astype(int)
@@ -77,6 +96,8 @@ def augment(
             interpolation=cv2.INTER_AREA,
         )
         out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < cfg.degrade:
+        out = _degrade(out, rng)
     if rng.random() < cfg.noise:
         noise = rng.normal(0, rng.uniform(1, 5), out.shape)
         out = np.clip(out.astype(np.float32) + noise + 0.5, 0, 255).astype(np.uint8)

@@ -157,7 +157,7 @@ class DetectorModel:
                 logits, mask = self.network.forward_dense(x)
                 heat.append(torch.sigmoid(mask).float().cpu().numpy())
             else:
-                x = self.network._resize(x)  # as forward() does: to size, [-1, 1]
+                x = self.network.prepare(x)
                 if self.device.type == "cpu":
                     x = x.contiguous(memory_format=torch.channels_last)
                 logits = self._scorer()(x).squeeze(-1)

@@ -70,15 +70,17 @@ class FaceClassifier(nn.Module):
             chans = tuple(int(info[i]["num_chs"]) for i in MASK_STAGES)
             self.mask_head = MaskHead(chans)
 
-    def _resize(self, images: torch.Tensor) -> torch.Tensor:
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """Crops in [0, 1] at any size -> the backbone's input: at `input_size`, in
+        [-1, 1] (the fast scorer of `DetectorModel` takes them the same way)."""
         return resize_square(images, self.config.input_size) * 2.0 - 1.0
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.backbone(self._resize(images)).squeeze(-1)
+        return self.backbone(self.prepare(images)).squeeze(-1)
 
     def forward_dense(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(logits (N,), mask logits (N, S/8, S/8) or None without a mask head)."""
-        x = self._resize(images)
+        x = self.prepare(images)
         if self.mask_head is None:
             return self.backbone(x).squeeze(-1), None
         final, stages = self.backbone.forward_intermediates(x, indices=list(MASK_STAGES))

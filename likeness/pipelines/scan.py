@@ -217,7 +217,6 @@ class Scanner:
         track_numbers: dict[int, tuple[object, int]] = {}  # id(track) -> (track, number)
         frames: list[FrameResult] = []
         pending: list[_Pending] = []
-        crops: list[np.ndarray] = []
         top: list[tuple[float, int, TopFrame, _Pending]] = []  # (score, frame, entry, job)
 
         def flush() -> None:
@@ -225,7 +224,7 @@ class Scanner:
                 return
             # Scores only; the few top frames' heat maps come at the end (the dense head
             # costs 11 % more CPU than the scores alone: batch of 16, median of 6).
-            probs = decision.calibration(self.model.logits(np.stack(crops)))
+            probs = decision.calibration(self.model.logits(np.stack([job.crop for job in pending])))
             for p, job in zip(probs, pending, strict=True):
                 p = float(p)
                 face = faces[job.face]
@@ -234,7 +233,6 @@ class Scanner:
                 entry.score = _r(max(p, entry.score or 0.0))
                 self._keep_top(top, p, job)
             pending.clear()
-            crops.clear()
 
         for frame in iter_frames(path, every=every, max_frames=cfg.max_frames, strict=False):
             rgb = frame.image
@@ -263,7 +261,6 @@ class Scanner:
                 pending.append(
                     _Pending(frame.index, frame.time, number, box, rgb, crop.inverse, crop.image)
                 )
-                crops.append(crop.image)
             if len(pending) >= cfg.batch_size:
                 flush()
         flush()
