@@ -340,6 +340,40 @@ def test_resume_continues_exactly(astro_set, tmp_path):
         _train(astro_set, tmp_path / "a", steps=1)
 
 
+def test_weight_average_follows_the_network_slowly_and_resumes_exactly(astro_set, tmp_path):
+    from safetensors.torch import load_file
+
+    from likeness.training import WeightAverage
+
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    average = WeightAverage(net, decay=0.9)
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+        net[1].running_mean.add_(2.0)
+    average.update(net)
+    mine = average.network.state_dict()
+    assert torch.allclose(mine["0.weight"], start["0.weight"] + 0.1)  # a tenth of the way
+    assert torch.allclose(mine["1.running_mean"], start["1.running_mean"] + 0.2)  # buffers too
+    assert not any(p.requires_grad for p in average.network.parameters())
+
+    straight = _train(astro_set, tmp_path / "a", steps=6, checkpoint_every=3, ema=0.8)
+    _train(astro_set, tmp_path / "b", steps=3, checkpoint_every=3, ema=0.8)
+    resumed = _train(astro_set, tmp_path / "b", steps=3, resume=True)
+    for (name, a), b in zip(
+        straight.exported.state_dict().items(),
+        resumed.exported.state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(a, b), name
+    # What ships is the average, not the last step's weights.
+    shipped = load_file(str(tmp_path / "a" / "weights" / "model.safetensors"))
+    name = next(k for k, v in shipped.items() if v.ndim == 4)
+    averaged = straight.exported.state_dict()[name].half()
+    trained = straight.network.state_dict()[name].half()
+    assert torch.equal(shipped[name], averaged) and not torch.equal(shipped[name], trained)
+
+
 def test_missing_detector_weights_is_a_clear_model_error(tmp_path):
     from likeness.detector.model import DetectorModel
     from likeness.errors import ModelError

@@ -39,7 +39,7 @@ from likeness.detector.pooling import PoolingConfig, pool_scores
 from likeness.errors import InputError
 from likeness.jsonio import json_safe
 from likeness.tensors import to_tensor
-from likeness.training import RunState, open_run, run_chunk, save_checkpoint
+from likeness.training import RunState, WeightAverage, open_run, run_chunk, save_checkpoint
 from likeness.weights_io import write_text_atomic
 
 CSV_FIELDS = (
@@ -166,6 +166,11 @@ class Trainer:
                     f"({config.backbone}, as its config says): start a new run"
                 ) from None
             self.state = RunState(**ckpt["state"])
+        # After the checkpoint: a resumed run's average goes on from where it was (or,
+        # switched on at resume, starts from the weights it resumes).
+        self.average = WeightAverage(self.network, train.ema) if train.ema > 0 else None
+        if self.average is not None and ckpt is not None and "average" in ckpt:
+            self.average.network.load_state_dict(ckpt["average"])
         self.amp = self.device.type == "cuda"
 
     # ------------------------------------------------------------ steps
@@ -192,20 +197,27 @@ class Trainer:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.network.parameters(), 5.0)
         self.opt.step()
+        if self.average is not None:
+            self.average.update(self.network)
         self.state.step += 1
         acc = ((logits.detach() > 0).float() == labels).float().mean().item()
         return {"loss": loss.item(), "acc": acc, "lr": lr, "mask_loss": mask_loss.item()}
+
+    @property
+    def exported(self) -> FaceClassifier:
+        """The network that is validated, calibrated and written to weights/."""
+        return self.average.network if self.average is not None else self.network
 
     @torch.no_grad()
     def val_logits(self) -> np.ndarray:
         if self._val_images is None:
             self._val_images = evaluation_images(self.data, self.val, self.config.input_size)
-        self.network.eval()
+        network = self.exported.eval()
         out = []
         for start in range(0, len(self.val), 64):
             x = to_tensor(self._val_images[start : start + 64], self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                out.append(self.network(x).float().cpu().numpy())
+                out.append(network(x).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     def validate(self) -> dict[str, float]:
@@ -305,9 +317,11 @@ class Trainer:
             "config": dataclasses.asdict(self.config),
             "data": {"root": str(self.data.root), "samples": len(self.data.samples)},
         }
+        if self.average is not None:
+            ckpt["average"] = self.average.network.state_dict()
         save_checkpoint(self.out, ckpt)
         decision = self.decision
-        save_weights(self.network, self.out / "weights", decision)
+        save_weights(self.exported, self.out / "weights", decision)
         stale = self.out / "weights" / "calibration.json"
         if decision is None and stale.exists():
             stale.unlink()  # a calibration from other weights would be wrong for these
@@ -330,7 +344,7 @@ class Trainer:
         except (OSError, ValueError, KeyError, TypeError):
             best = -1.0
         if score > best:
-            save_weights(self.network, self.out / "best", self.decision)
+            save_weights(self.exported, self.out / "best", self.decision)
             write_text_atomic(marker, json.dumps({"val_video_auc": score, "step": self.state.step}))
 
     def run(
