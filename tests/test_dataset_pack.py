@@ -191,6 +191,12 @@ def test_cli_packs_refuses_to_overwrite_and_replaces_with_force(capsys, home, tm
     assert code == 0, err
     assert len(Pack.open(out).items) == 2
     assert not leftovers(tmp_path)
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    assert manifest["settings"]["smooth_keypoints"] is True
+    raw = tmp_path / "raw"
+    code, _, err = run_cli(capsys, "dataset", "pack", inputs["video"], "-o", raw, "--raw-keypoints")
+    assert code == 0, err
+    assert json.loads((raw / MANIFEST_NAME).read_text())["settings"]["smooth_keypoints"] is False
 
 
 @pytest.mark.parametrize(

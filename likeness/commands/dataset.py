@@ -41,6 +41,13 @@ def register(app: typer.Typer) -> None:
             help="Split file: identity and split (train, val, test) per line, tab-separated "
             "(default: the split shipped with likeness).",
         ),
+        raw_keypoints: bool = typer.Option(
+            False,
+            "--raw-keypoints",
+            help="Store each frame's own landmarks, not the tracker's smoothed ones (the "
+            "crop window stays smoothed): a generator trained on smoothed keypoints learns "
+            "to open the mouth less than they ask.",
+        ),
         force: bool = typer.Option(False, "--force", help="Replace an existing pack."),
     ) -> None:
         """Turn real videos and photos into aligned face crops with landmarks, for training.
@@ -56,6 +63,7 @@ def register(app: typer.Typer) -> None:
             max_frames_per_clip=max_frames_per_clip,
             split_file=split_file,
             force=force,
+            smooth_keypoints=not raw_keypoints,
         )
         report = write_pack(
             sources,
