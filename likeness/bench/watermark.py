@@ -368,7 +368,8 @@ def run(out_dir: Path, quick: bool = False) -> Path:
         "benchmark": "watermark",
         "machine": machine_info(),
         "method": "spread spectrum on luma, keyed periodic tile (sync + 258 coded bits in "
-        "disjoint Fourier coefficients, 5..22 cycles per tile: pattern version 2), strength "
+        "disjoint Fourier coefficients, 5..22 cycles per tile: pattern version 2; frames "
+        "of 226-256 px: 2 tiles per side, 6..24 cycles), strength "
         "per region from the host's local residual level, K=7 rate-1/3 convolutional code + "
         "CRC-16; detection: lattice (rotation and scale) from the whitened autocorrelation, "
         "affine fold, FFT sync over cyclic offsets for pattern versions 2 and 1, soft Viterbi",

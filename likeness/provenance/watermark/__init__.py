@@ -1,10 +1,11 @@
 """Blind, keyed, multi-bit video watermark: spread spectrum on luma with a periodic tile.
 
 Embedding changes luma (split over R, G and B by their luma weights) by a tile that
-repeats every `period` pixels (the short side / 3, at least 144 px, since 2026-12-01;
-before: / 4, at least 112 px, still read) and is the same in every frame, stronger where
-the host is smooth than in texture. Its spectrum (5..22
-cycles per tile since pattern version 2, 6..24 in version 1; every other coefficient) is
+repeats every `period` pixels (the short side / 3, at least 112 px, since 2026-12-01;
+before: / 4, still read; frames of 226-256 px: / 2, since that evening) and is the same
+in every frame, stronger where the host is smooth than in texture. Its spectrum (5..22
+cycles per tile since pattern version 2, 6..24 in version 1 and in 226-256 px frames;
+every other coefficient) is
 split by the key between a sync pattern and the 258 bits of the coded payload (64
 information bits + CRC-16, K=7 rate-1/3 convolutional code). Strength is set per frame
 to a PSNR target (RGB, rounded output).

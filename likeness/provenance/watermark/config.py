@@ -37,11 +37,30 @@ class WatermarkConfig:
     # with 112 px, and one test run met a key at z 5.8 that the writer then refused).
     # Small frames need a stronger or longer mark, not fewer repetitions.
     min_period: int = 112
+    # Small-frame tiling (2026-12-01 evening): frames with a short side over 2 x
+    # min_period and at most `small_side` carry `small_tiles` tiles per short side (256
+    # px: 128 px) in the band `small_band`. 6..24 is version 1's band: the version-1
+    # reader reads these files (and reports version 1); older 256 px files (112 px tile,
+    # band 5..22) read through the (112, 3) legacy tiling and the version-2 reader.
+    # Measured on the bench's five 256 px corpus clips (30 frames, 3 keys, 15 reads per
+    # attack; 112 px and 5..22 -> 128 px and 6..24): CRF 33 8 -> 10, CRF 35 1 -> 4,
+    # quarter scale 0 -> 7, rotation 2 + CRF 28 12 -> 14, crop 10 + rotation 2 + CRF 28
+    # 7 -> 6 (noise: 4/10 and 4/10 over all 30 attacks, 2 keys, none lost), and the
+    # read-back over 10 random keys kept its margin (4-frame 256 px clip at CRF 18: sync
+    # z min 9.4 -> 9.8; still photo at CRF 18: 8.7 -> 9.0, after CRF 28: 5.5 -> 6.0, 1
+    # of 10 keys without its payload both times). Tried: 128 px in band 5..22 won as
+    # much (quarter scale 9/15) but lost that margin (z min 7.8, 6.5 and 4.1; 2 of 10
+    # lost after CRF 28); 136 px, 6 of 10 lost; 120 px, CRF 33 11/15 but quarter scale
+    # 3/15 and the crop + rotation 3/15; mask_strength 0.75 or 1.0 on top: CRF 35 6-7/15
+    # and half scale + CRF 28 4-6/15 (1/15) but rotation 2 + CRF 28 12/15 (14/15).
+    small_side: int = 256
+    small_tiles: float = 2.0
+    small_band: tuple[float, float] = (6.0, 24.0)
     # (min_period, tiles_per_short_side) of earlier embedders: the detector also tries
     # their period for the frame size (counted in p_false), so older files read at
     # their own scale without relying on the autocorrelation to find it (a 256 px
     # 12-frame file of 112 px tiles: found, z 11.9; without this candidate, z 4.7).
-    legacy_tilings: tuple[tuple[int, float], ...] = ((112, 4.0), (144, 3.0))
+    legacy_tilings: tuple[tuple[int, float], ...] = ((112, 3.0), (112, 4.0), (144, 3.0))
     # Pass band, in cycles per tile: at 480p (period 120 px) wavelengths 5.5..24 px.
     # Version 2 (was 6..24): measured on the bench's 10 corpus clips (30 frames), 5..22
     # against 6..24: half scale + CRF 28 6/10 (was 3/10), CRF 38 on large clips 2/5
@@ -69,6 +88,9 @@ class WatermarkConfig:
     # but the sync loses the energy (z 11.0 -> 8.6; after CRF 28 on a moving clip
     # 20.5 -> 18.9) and the cases that fail blind (still photo after CRF 28, CRF 33 at
     # 256 px, half scale + CRF 28) fail on codec loss, which cancelling does not touch.
+    # Tried again with the 128 px tile of small frames, also cancelling the sync's
+    # opposing part (lambda 0.7): the still photo after CRF 28 lost its payload for 5 of
+    # 10 random keys (blind: 2 of 10) and the 4-frame 256 px clip's z min fell 7.8 -> 6.1.
     informed: float = 0.0
     informed_share: float = 0.4
     # Detection: accept when the false-positive probability is at most this.

@@ -18,6 +18,7 @@ from likeness.provenance.watermark.pattern import (
     legacy_periods_for,
     pattern_bank,
     period_for,
+    small_period,
 )
 from likeness.provenance.watermark.payload import (
     Payload,
@@ -59,7 +60,10 @@ class WatermarkResult:
     rotation: float | None = None  # degrees of the tile's x axis in the picture (y down)
     hypotheses: int = 0
     mirrored: bool = False  # found in the horizontally mirrored picture
-    version: int | None = None  # pattern version read (2 = current, 1 = before 2026-12)
+    # Pattern band read: 2 = 5..22 cycles per tile (frames over 256 px; all frames from
+    # 2026-12-01 to that evening), 1 = 6..24 (files before 2026-12, and 226-256 px
+    # frames since the small-frame tiling: see WatermarkConfig.small_side).
+    version: int | None = None
     soft_bits: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
@@ -533,7 +537,14 @@ def detect_residual(
     if small:
         near = [a + d for a in angles[:RADIAL_ANGLES] for d in RADIAL_ANGLE_STEPS]
         radial = radial_candidates(res, config, near, RADIAL_PERIODS, auto)
-    for lattice in [*lattices, *(basis(periods[0], a) for a in angles[:3]), *radial]:
+    # A crop of a small frame (smaller still) has its own nominal period, but kept the
+    # small-frame tile: that is tried at every angle too (crop 10 % + rotation 2 + CRF
+    # 28 on five 256 px clips, 3 keys: 2 of 15 read without it, 6 with).
+    at_angles = [periods[0]]
+    if min(h, w) <= config.small_side and small_period(config) != round(periods[0][0]):
+        at_angles.append((float(small_period(config)),) * 2)
+    tilted = [basis(p, a) for p in at_angles for a in angles[:3]]
+    for lattice in [*lattices, *tilted, *radial]:
         if not any(_similar(lattice, c) for c in candidates):
             candidates.append(lattice)
     # With few tiles in the frame the autocorrelation reads the period to only ~1 %,

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from likeness.provenance.watermark.config import WatermarkConfig
-from likeness.provenance.watermark.pattern import pattern_bank, period_for
+from likeness.provenance.watermark.pattern import band_config, pattern_bank, period_for
 from likeness.provenance.watermark.payload import Payload, encode_payload
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -88,16 +88,21 @@ class Embedder:
     ) -> None:
         self.config = config
         self.payload = payload
-        self._bank = pattern_bank(bytes(key), config)
+        self._key = bytes(key)
+        self._bank = pattern_bank(self._key, config)  # checks the key; per size: _bank_for
         self._coded = encode_payload(payload)
         self._cache: tuple[tuple[int, int], np.ndarray] | None = None
         self.last_psnr: float | None = None
+
+    def _bank_for(self, height: int, width: int):
+        """The pattern for this frame size (small frames use their own band)."""
+        return pattern_bank(self._key, band_config(height, width, self.config))
 
     def pattern(self, height: int, width: int) -> np.ndarray:
         """The full-frame pattern (unit RMS tile repeated from the top-left corner)."""
         if self._cache is None or self._cache[0] != (height, width):
             period = period_for(height, width, self.config)
-            tile = self._bank.tile(self._coded, period)
+            tile = self._bank_for(height, width).tile(self._coded, period)
             reps = (-(-height // period), -(-width // period))
             self._cache = ((height, width), np.tile(tile, reps)[:height, :width].copy())
         return self._cache[1]
@@ -145,7 +150,8 @@ class Embedder:
         if lam <= 0:
             return None
         h, w = rgb.shape[:2]
-        bank, g = self._bank, self._bank.grid
+        bank = self._bank_for(h, w)
+        g = bank.grid
         period = period_for(h, w, self.config)
         y = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
         r = y - smooth(y)

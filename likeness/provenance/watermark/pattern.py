@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 import numpy as np
@@ -99,18 +99,45 @@ def pattern_bank(key: bytes, config: WatermarkConfig) -> PatternBank:
     return PatternBank(g, ky, kx, sync_coef, sync_phase, dof_coef, dof_imag, dof_bit, dof_sign)
 
 
+def is_small(height: int, width: int, config: WatermarkConfig) -> bool:
+    """Whether the embedder uses the small-frame tiling and band (pattern version 3)."""
+    short = min(height, width)
+    return 2 * config.min_period < short <= config.small_side
+
+
 def period_for(height: int, width: int, config: WatermarkConfig) -> int:
     """Tile period in pixels for a frame of this size (what the embedder uses)."""
+    if is_small(height, width, config):
+        return _period(height, width, config.min_period, config.small_tiles, config)
     return _period(height, width, config.min_period, config.tiles_per_short_side, config)
+
+
+def small_period(config: WatermarkConfig) -> int:
+    """The tile period of a frame of `config.small_side` (128 px at 256 px)."""
+    side = config.small_side
+    return _period(side, side, config.min_period, config.small_tiles, config)
+
+
+def band_config(height: int, width: int, config: WatermarkConfig) -> WatermarkConfig:
+    """The config whose pass band the embedder uses for a frame of this size (its
+    pattern bank: `config.small_band` in small frames, else the config's own band)."""
+    if not is_small(height, width, config):
+        return config
+    low, high = config.small_band
+    return replace(config, band_low=low, band_high=high, legacy_bands=())
 
 
 def legacy_periods_for(height: int, width: int, config: WatermarkConfig) -> list[int]:
     """Periods earlier embedders (`config.legacy_tilings`) used for a frame of this
-    size, other than today's."""
+    size, other than today's; in a frame no larger than `config.small_side` also the
+    small-frame tile of a frame of that size (a crop of a 256 px output keeps its 128
+    px tile; the detector also tries it at every angle it reads)."""
     now = period_for(height, width, config)
+    periods = [_period(height, width, m, tiles, config) for m, tiles in config.legacy_tilings]
+    if min(height, width) <= config.small_side:
+        periods.append(small_period(config))
     out: list[int] = []
-    for min_period, tiles in config.legacy_tilings:
-        p = _period(height, width, min_period, tiles, config)
+    for p in periods:
         if p != now and p not in out:
             out.append(p)
     return out
@@ -120,4 +147,5 @@ def _period(height: int, width: int, min_period: int, tiles: float, config: Wate
     short = min(height, width)
     period = max(min_period, round(short / tiles))
     # Band-limited resampling needs the highest frequency below the period's Nyquist.
-    return max(period, int(2 * config.band_high) + 2)
+    top = max(config.band_high, config.small_band[1])
+    return max(period, int(2 * top) + 2)
