@@ -1,11 +1,13 @@
 """Eyes and mouth (issue 15, items 2 and 3): the driving keypoints keep the mouth's and
 lids' speed through smoothing, and the shipped model moves the mouth and irises the way
-its keypoints ask, as far as it can today (the strict xfails mark what needs training).
+its keypoints ask, as far as it can today (the strict xfail marks what needs training);
+the irises with the gaze retarget after the render (`likeness.generator.gaze`).
 
 Figures behind the thresholds (the shipped model, astronaut photo, measured by the face
 stack on the rendered crop): inner-lip gap raised by 0.1 eye-corner widths in the
 keypoints -> the output's by 0.097; by 0.3 -> 0.062 (the mouth collapses); irises moved
-+-0.2 eye widths along the eye -> the output's by 0.051 and 0.071 eye widths of 0.4.
++-0.2 eye widths along the eye -> the output's by 0.051 and 0.071 eye widths of 0.4 from
+the renderer alone, 0.281 and 0.320 with the gaze retarget.
 """
 
 from __future__ import annotations
@@ -164,18 +166,15 @@ def _gaze_shift(driven, by: float) -> np.ndarray:
 @pytest.mark.slow
 def test_irises_move_the_way_the_keypoints_look(driven):
     shift = _gaze_shift(driven, 0.2)
-    # asked 0.4 eye widths; measured 0.051 and 0.071: the direction holds for both eyes
+    # asked 0.4 eye widths; measured 0.281 and 0.320 (0.051 and 0.071 without the gaze
+    # retarget): the direction holds for both eyes
     assert (shift > 0.025).all(), shift
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15: the renderer moves the irises 13-18 % of what the iris keypoints "
-    "ask (10-23 % on held-out clips); the warp is fixed by the lids and corners around "
-    "them and no loss rewards the iris position: needs training",
-)
 def test_irises_move_at_least_half_as_far_as_the_keypoints(driven):
+    # the renderer alone moves them 13-18 % of the way (its warp is pinned by the lids
+    # and corners); `gaze.retarget_gaze` after it: measured 0.281 and 0.320 of 0.4
     shift = _gaze_shift(driven, 0.2)
     assert (shift > 0.2).all(), shift
 
@@ -230,3 +229,109 @@ def test_the_iris_loss_reads_where_the_dark_of_the_eye_sits_and_pulls_it_there()
     # the gradient darkens the target's iris place (lowering the loss)
     at_target = moved[0, 0] < 0.5
     assert pred.grad[0, 0][at_target].mean() > 0
+
+
+# ---------------------------------------------------------------- gaze retargeting
+
+_ROWS = {p: i for i, p in enumerate(kpt.MESH_POINTS)}
+# per eye: (outer, inner) corners, (middle, outer-side) points of the upper and lower
+# lid, the corners' x in the crop
+_SCENE_EYES = (
+    ((33, 133), (159, 160), (145, 144), (-0.6, -0.2)),
+    ((263, 362), (386, 387), (374, 373), (0.6, 0.2)),
+)
+
+
+def _eye_scene(iris_u: float, lid: float = 0.12, size: int = 128, seed: int = 0):
+    """A crop of textured skin with two almond eyes (white sclera, a dark iris disc of
+    0.2 eye widths radius `iris_u` eye widths from the inner corner), the lids at
+    +-`lid` x 4u(1-u) crop units; -> image (uint8), keypoints, where the eyes are."""
+    rng = np.random.default_rng(seed)
+    image = rng.integers(100, 220, (size, size, 3)).astype(np.uint8)  # skin that shows a move
+    yy, xx = np.mgrid[:size, :size]
+    to_px = lambda v: (v + 1) / 2 * size - 0.5  # noqa: E731
+    kp = np.zeros((kpt.N_KEYPOINTS, 3), np.float32)
+    eyes = np.zeros((size, size), bool)
+    for ((outer, inner), upper, lower, (xo, xi)), iris in zip(
+        _SCENE_EYES, kpt.IRIS_ROWS, strict=True
+    ):
+        kp[_ROWS[outer], :2], kp[_ROWS[inner], :2] = (xo, 0.0), (xi, 0.0)
+        for (mid, side), sign in ((upper, -1), (lower, 1)):
+            for p, u in ((mid, 0.5), (side, 0.75)):
+                kp[_ROWS[p], :2] = (xi + u * (xo - xi), sign * lid * 4 * u * (1 - u))
+        kp[iris, :2] = (xi + iris_u * (xo - xi), 0.0)
+        u = (xx - to_px(xi)) / (to_px(xo) - to_px(xi))
+        inside = (u > 0) & (u < 1) & (np.abs(yy - to_px(0.0)) < lid * 4 * u * (1 - u) * size / 2)
+        radius = 0.2 * abs(xo - xi) * size / 2
+        disc = (xx - to_px(xi + iris_u * (xo - xi))) ** 2 + (yy - to_px(0.0)) ** 2 <= radius**2
+        image[inside] = (235, 235, 230)
+        image[inside & disc] = (40, 30, 25)
+        eyes |= inside
+    return image, kp, eyes
+
+
+def _iris_u(image: np.ndarray, kp: np.ndarray) -> np.ndarray:
+    """(2,): each eye's dark-disc centroid along its eye (0 inner, 1 outer corner)."""
+    from likeness.generator.gaze import eye_coords
+
+    size = image.shape[0]
+    px = kpt.to_pixels(kp, size)[:, :2]
+    # the iris disc is the only pixels this dark (the skin texture stays above 100)
+    dark = image.max(-1) < 60
+    out = []
+    for ((outer, inner), *_), half in zip(
+        _SCENE_EYES, (slice(0, size // 2), slice(size // 2, None)), strict=True
+    ):
+        ys, xs = np.nonzero(dark[:, half])
+        centre = np.array([xs.mean() + (half.start or 0), ys.mean()])
+        out.append(eye_coords(centre, px[_ROWS[outer]], px[_ROWS[inner]])[0])
+    return np.array(out)
+
+
+def _looking(kp: np.ndarray, by: float) -> np.ndarray:
+    """`kp` with both irises `by` eye widths towards their outer corners."""
+    out = kp.copy()
+    for ((outer, inner), *_), iris in zip(_SCENE_EYES, kpt.IRIS_ROWS, strict=True):
+        out[iris, :2] += by * (kp[_ROWS[outer], :2] - kp[_ROWS[inner], :2])
+    return out
+
+
+def test_gaze_retarget_moves_the_iris_disc_as_asked_and_nothing_outside_the_eye():
+    import cv2
+
+    from likeness.generator.gaze import GazeConfig, retarget_gaze
+
+    source, kp, eyes = _eye_scene(0.5)
+    for by in (0.15, -0.15):
+        out = retarget_gaze(source[None], kp, _looking(kp, by)[None])[0]
+        # the render left the disc at the source's place; now it sits `by` further on
+        moved = _iris_u(out, kp) - _iris_u(source, kp)
+        assert np.abs(moved - by).max() < 0.03, (by, moved)
+        # the skin (textured: any move shows) is untouched beyond 2 px of the lid
+        # points' curves (the aperture's margin: the mesh's lid points sit inside the
+        # visible lids)
+        near = cv2.dilate(eyes.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        np.testing.assert_array_equal(out[~near], source[~near])
+        assert (out[eyes] != source[eyes]).any()
+    # a disc already where the keypoints say is left alone, and the switch turns it off
+    np.testing.assert_array_equal(retarget_gaze(source[None], kp, kp[None])[0], source)
+    off = retarget_gaze(source[None], kp, _looking(kp, 0.15)[None], GazeConfig(enabled=False))
+    np.testing.assert_array_equal(off[0], source)
+
+
+def test_gaze_retarget_does_not_move_the_iris_of_a_closing_eye():
+    from likeness.generator.gaze import GazeConfig, gaze_shifts, retarget_gaze
+
+    config = GazeConfig()
+    source, kp, _ = _eye_scene(0.5)
+    width = 0.4  # eye width in crop units: the lid gap below is relative to it
+    asked = lambda lid: gaze_shifts(kp, _looking(_eye_scene(0.5, lid)[1], 0.15)[None], config)  # noqa: E731
+    # openness (lid gap over eye width) 0.6 > `open`: the whole shift; 0.04 < `closed`
+    # (a blink's shut frame): none, and the crop is left as rendered
+    np.testing.assert_allclose(asked(0.6 * width / 2)[0, :, 0], 0.15, atol=1e-5)
+    assert np.abs(asked(0.04 * width / 2)).max() == 0.0
+    shut = _looking(_eye_scene(0.5, 0.04 * width / 2)[1], 0.15)
+    np.testing.assert_array_equal(retarget_gaze(source[None], kp, shut[None])[0], source)
+    # half way between closed and open: part of it
+    half = asked((config.closed + config.open) / 2 * width / 2)[0, :, 0]
+    np.testing.assert_allclose(half, 0.075, atol=1e-3)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from likeness.config import JsonConfig
 from likeness.errors import InputError
+from likeness.generator.gaze import GazeConfig
 from likeness.generator.keypoints import N_KEYPOINTS
 
 
@@ -41,6 +42,9 @@ class GeneratorConfig(JsonConfig):
     extractor_size: int = 128
     pose_bins: int = 66  # 3-degree bins over [-99, 99)
     retarget_hidden: int = 256
+    # After the render, each iris slides inside its eye to where the driving iris
+    # keypoints put it (`gaze.retarget_gaze`); no network, no weights.
+    gaze: GazeConfig = field(default_factory=GazeConfig)
 
     def validate(self) -> None:
         if self.num_keypoints != N_KEYPOINTS:

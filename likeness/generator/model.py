@@ -18,6 +18,7 @@ from torch import nn
 from likeness.errors import ModelError
 from likeness.generator import keypoints as kpt
 from likeness.generator.config import GeneratorConfig
+from likeness.generator.gaze import retarget_gaze
 from likeness.generator.networks.motion_extractor import MotionExtractor
 from likeness.generator.networks.portrait import WarpingGenerator
 from likeness.generator.networks.retarget import Retarget
@@ -88,7 +89,8 @@ class GeneratorModel:
     def render(
         self, appearance: dict[str, torch.Tensor], kp_source: np.ndarray, kp_driving: np.ndarray
     ) -> np.ndarray:
-        """kp_source (K, 3); kp_driving (N, K, 3) -> N frames (N, out, out, 3) uint8."""
+        """kp_source (K, 3); kp_driving (N, K, 3) -> N frames (N, out, out, 3) uint8,
+        the irises moved where the driving keypoints put them (`config.gaze`)."""
         n = len(kp_driving)
         src = torch.as_tensor(np.asarray(kp_source), dtype=torch.float32, device=self.device)
         drv = torch.as_tensor(np.asarray(kp_driving), dtype=torch.float32, device=self.device)
@@ -96,7 +98,7 @@ class GeneratorModel:
         full = appearance["full"].expand(n, -1, -1, -1)
         with self._ctx():
             out = self.networks.renderer.render(volume, full, src[None].expand(n, -1, -1), drv)
-        return to_uint8(out["image"])
+        return retarget_gaze(to_uint8(out["image"]), kp_source, kp_driving, self.config.gaze)
 
     @torch.inference_mode()
     def extract_motion(self, crops: np.ndarray) -> np.ndarray:
