@@ -164,6 +164,12 @@ def test_beats_baselines_and_cross_pairs():
     assert quality.beats_baselines(table, ("psnr", "akd", "gaze")) == {
         "psnr": True, "akd": False, "gaze": None,
     }  # fmt: skip
+    table["learned"] = {"psnr": 25.0, "akd": 1.5, "mouth_corr": 0.6}
+    table["ours"]["mouth_corr"] = 0.5
+    # At least as good as the mesh: ties count, worse does not, unmeasured is None.
+    assert quality.learned_vs_mesh(table, ("psnr", "akd", "mouth_corr", "gaze")) == {
+        "psnr": True, "akd": False, "mouth_corr": True, "gaze": None,
+    }  # fmt: skip
     empty = np.zeros((2, 4, 4, 3), np.uint8)
 
     def clip(name: str, identity: str) -> inputs_mod.Clip:
@@ -215,11 +221,12 @@ def test_quick_bench_writes_tables_and_signed_media(
     assert result["model"]["weights_sha256"] and result["model"]["output_size"] == 64
     assert set(result["method"]) >= {"self_reenactment", "cross_reenactment", "baselines"}
     assert result["inputs"]["clips"] == ["astro-a.mp4", "astro-b.mp4"]
-    for table in (result["self_reenactment"]["overall"], result["cross_reenactment"]["overall"]):
-        assert set(table) == {"ours", "affine", "no_motion"}
+    # Self-reenactment also drives the model with its own extractor (learnt keypoints).
+    assert set(result["self_reenactment"]["overall"]) == {"ours", "affine", "no_motion", "learned"}
+    assert set(result["cross_reenactment"]["overall"]) == {"ours", "affine", "no_motion"}
     self_rows = result["self_reenactment"]["clips"]
     assert len(self_rows) == 2 and self_rows[0]["frames"] == 7
-    for method in ("ours", "affine", "no_motion"):
+    for method in ("ours", "affine", "no_motion", "learned"):
         assert {"psnr", "ssim", "l1", "face_psnr", "face_lost"} <= set(self_rows[0][method])
     # Two people, one photo, one driver each in a quick run; never the photo's identity.
     assert result["inputs"]["cross_pairs"] == ["portrait.png x astro-a.mp4"]
@@ -230,8 +237,10 @@ def test_quick_bench_writes_tables_and_signed_media(
     assert speed["end_to_end_video_source_cpu"]["measured"] is False
     assert set(result["targets"]) == {
         "beats_both_baselines", "self_psnr", "self_ssim", "end_to_end_cpu_fps",
-        "end_to_end_video_source_cpu_fps",
+        "end_to_end_video_source_cpu_fps", "learned_at_least_mesh",
     }  # fmt: skip
+    learned = result["targets"]["learned_at_least_mesh"]
+    assert set(learned["per_metric"]) >= {"psnr", "ssim", "l1", "akd", "gaze", "mouth_corr"}
 
     root = keys_mod.export_trust(tmp_path / "root.pem")
     video = verify_file(out / "generator.mp4", [root])

@@ -30,9 +30,13 @@ class Clip:
     name: str
     identity: str
     path: Path  # the file the crops came from (an ingredient of the outputs)
-    crops: np.ndarray  # (N, S, S, 3) uint8, each frame in its own aligned crop
+    crops: np.ndarray  # (N, S, S, 3) uint8, each frame in the first frame's crop window
     matrices: np.ndarray  # (N, 2, 3) frame -> that frame's crop, in crop pixels
-    keypoints: np.ndarray  # (N, K, 3) normalised, each frame in its own crop
+    keypoints: np.ndarray  # (N, K, 3) normalised, each frame in its crop of `crops`
+    # Each frame in its own aligned crop (what the motion extractor sees in animate)
+    # and that crop's matrix (frame -> crop pixels); None where not kept.
+    aligned: np.ndarray | None = None
+    aligned_matrices: np.ndarray | None = None
 
 
 @dataclass
@@ -134,7 +138,7 @@ def load_clip(
         every = max(1, max(probe(path).frames, 1) // frames)
     tracker = FaceTracker(stack, TrackerConfig(smooth=smooth))
     align = AlignConfig(size=size)
-    crops, matrices, kps = [], [], []
+    crops, matrices, kps, own, own_matrices = [], [], [], [], []
     first = None
     for frame in iter_frames(path, every=every):
         faces = tracker.update(frame.image, frame.time)
@@ -146,8 +150,11 @@ def load_clip(
         face = faces[0]
         # Every frame is cut with the first frame's crop window (the background stays,
         # the head moves inside it), as animate and training see driving frames.
+        aligned = align_face(frame.image, face, align)
         if first is None:
-            first = align_face(frame.image, face, align)
+            first = aligned
+        own.append(aligned.image)
+        own_matrices.append(aligned.matrix)
         crop = warp_crop(frame.image, first.params, size)
         crops.append(crop.image)
         matrices.append(crop.matrix)
@@ -157,7 +164,14 @@ def load_clip(
     if len(crops) < 2:
         return None
     return Clip(
-        path.name, identity_for(path), path, np.stack(crops), np.stack(matrices), np.stack(kps)
+        path.name,
+        identity_for(path),
+        path,
+        np.stack(crops),
+        np.stack(matrices),
+        np.stack(kps),
+        np.stack(own),
+        np.stack(own_matrices),
     )
 
 
@@ -250,14 +264,24 @@ def pack_inputs(pack_dir: Path, size: int, quick: bool) -> BenchInputs:
         matrices = np.stack(
             [params_to_matrix(AlignParams(*map(float, p)), size) for p in arrays.params]
         )
+        own = pack.frames(item, size)[idx]
         crops, kps = rewindow(
-            pack.frames(item, size)[idx],
+            own,
             matrices,
             kpt.from_pack_arrays(arrays.landmarks, arrays.irises, size),
         )
         first = np.repeat(matrices[:1], len(matrices), axis=0)
         inputs.clips.append(
-            Clip(Path(item.source).name, item.identity, pack.root / item.file, crops, first, kps)
+            Clip(
+                Path(item.source).name,
+                item.identity,
+                pack.root / item.file,
+                crops,
+                first,
+                kps,
+                own,
+                matrices,
+            )
         )
     for item in photos:
         arrays = pack.arrays(item).scaled(factor)

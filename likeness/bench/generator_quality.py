@@ -23,7 +23,15 @@ if TYPE_CHECKING:
     from likeness.generator.model import GeneratorModel
 
 METHODS = ("ours", "affine", "no_motion")
-METHOD_LABELS = {"ours": "ours", "affine": "affine warp", "no_motion": "no motion"}
+# Self-reenactment only, beside METHODS: the model driven by its own motion extractor
+# (`--keypoints learned`) instead of the face mesh ("ours"). Not in the MP4's panels.
+LEARNED = "learned"
+METHOD_LABELS = {
+    "ours": "ours",
+    "affine": "affine warp",
+    "no_motion": "no motion",
+    LEARNED: "ours, learnt keypoints",
+}
 BATCH = 8  # frames per render call, as `animate` batches them
 REPORT_SIZE = 256  # pixel figures are given in pixels of a 256 px crop
 # Higher is better for these; lower for every other metric.
@@ -72,7 +80,8 @@ class Scores:
         self.values: dict[str, dict[str, list[float]]] = {m: {} for m in METHODS}
 
     def add(self, method: str, metric: str, values) -> None:
-        self.values[method].setdefault(metric, []).extend(np.atleast_1d(values).tolist())
+        metrics = self.values.setdefault(method, {})
+        metrics.setdefault(metric, []).extend(np.atleast_1d(values).tolist())
 
     def summary(self) -> dict[str, dict[str, float | None]]:
         return {m: {k: _mean(v) for k, v in metrics.items()} for m, metrics in self.values.items()}
@@ -122,11 +131,15 @@ def self_reenact(model: GeneratorModel, stack: FaceStack, clip: Clip) -> ItemRes
     unit = REPORT_SIZE / size
     source, truth = clip.crops[0], clip.crops[1:]
     kp_source, kps = clip.keypoints[0], clip.keypoints[1:]
+    appearance = model.extract_appearance(source)
     outputs = {
-        "ours": render_all(model, model.extract_appearance(source), kp_source, kps),
+        "ours": render_all(model, appearance, kp_source, kps),
         "affine": affine_baseline(source, kp_source, kps),
         "no_motion": np.repeat(source[None], len(kps), axis=0),
     }
+    if clip.aligned is not None:
+        learned = learned_keypoints(model, clip, kp_source)
+        outputs[LEARNED] = render_all(model, appearance, kp_source, learned[1:])
     truth_faces = [measure(stack, t) for t in truth]
     masks = [fm.face_mask(t.landmarks, size) if t else None for t in truth_faces]
     source_face = measure(stack, source)
@@ -173,6 +186,35 @@ def self_reenact(model: GeneratorModel, stack: FaceStack, clip: Clip) -> ItemRes
         **scores.summary(),
     }
     return ItemResult(row, panels)
+
+
+def learned_keypoints(model: GeneratorModel, clip: Clip, kp_source: np.ndarray) -> np.ndarray:
+    """Driving keypoints (N, K, 3) as `animate --keypoints learned` makes them: the
+    extractor on each frame's own aligned crop, carried into the first frame's window,
+    then relative motion (default TransferConfig) onto the source's mesh keypoints, so
+    the extractor's offset from the mesh on frame 0 cancels out as it does in animate.
+    (The mesh row needs no transfer: relative motion of the mesh onto its own frame 0
+    gives back the mesh keypoints exactly.) No temporal smoothing on either row beyond
+    the tracker's."""
+    from likeness.generator.motion import MotionTransfer
+    from likeness.pipelines.driving import keypoints_between
+
+    size = clip.crops.shape[1]
+    raw = np.concatenate(
+        [
+            model.extract_motion(clip.aligned[i : i + BATCH])
+            for i in range(0, len(clip.aligned), BATCH)
+        ]
+    )
+    first = clip.matrices[0]
+    in_first = np.stack(
+        [
+            keypoints_between(kp, m, first, size)
+            for kp, m in zip(raw, clip.aligned_matrices, strict=True)
+        ]
+    )
+    transfer = MotionTransfer(kp_source, in_first[0])
+    return np.stack([transfer(k) for k in in_first])
 
 
 def cross_reenact(
@@ -269,11 +311,26 @@ def overall(rows: list[dict], group: str | None = None) -> dict:
         keys = dict.fromkeys(r[group] for r in rows)
         return {k: overall([r for r in rows if r[group] == k]) for k in keys}
     out: dict[str, dict] = {}
-    for method in METHODS:
+    for method in [m for m in (*METHODS, LEARNED) if any(m in r for r in rows)]:
         metrics = dict.fromkeys(k for r in rows for k in r[method])
         out[method] = {
             k: _mean([v for r in rows if (v := r[method].get(k)) is not None]) for k in metrics
         }
+    return out
+
+
+def learned_vs_mesh(table: dict, metrics: tuple[str, ...]) -> dict[str, bool | None]:
+    """Per metric: the learnt keypoints' row at least as good as the mesh's ("ours";
+    None: not measured), the issue's bar for making `--keypoints learned` the default."""
+    out: dict[str, bool | None] = {}
+    for metric in metrics:
+        got, mesh = table.get(LEARNED, {}).get(metric), table["ours"].get(metric)
+        if got is None or mesh is None:
+            out[metric] = None
+        elif metric in HIGHER_BETTER or metric == "mouth_corr":
+            out[metric] = got >= mesh
+        else:
+            out[metric] = got <= mesh
     return out
 
 

@@ -84,19 +84,28 @@ def gpu_model_speed(model: GeneratorModel, clip: Clip, quick: bool) -> dict | No
     }
 
 
-def end_to_end(photo: Path, driving: Path, weights: Path | None, device: str, frames: int) -> dict:
-    """`animate` on a held-out photo and driving clip into a temp folder."""
+def end_to_end(
+    photo: Path,
+    driving: Path,
+    weights: Path | None,
+    device: str,
+    frames: int,
+    keypoints: str = "mesh",
+) -> dict:
+    """`animate` (`--keypoints keypoints`) on a held-out photo and driving clip into a
+    temp folder."""
     try:
         from likeness.pipelines.animate import AnimateConfig
     except ImportError as err:  # the pipeline is optional in partial builds
         return {"measured": False, "reason": f"likeness.pipelines.animate unavailable ({err})"}
-    config = AnimateConfig(weights=weights, device=device, max_frames=frames)
+    config = AnimateConfig(weights=weights, device=device, max_frames=frames, keypoints=keypoints)
     with tempfile.TemporaryDirectory(prefix="likeness-bench-") as tmp:
         _, timing = timed_animate(photo, Path(tmp) / "e2e.mp4", driving, config)
     return {
         "measured": True,
         "how": "likeness.pipelines.animate.animate (prepare + run)",
         "device": device,
+        "keypoints": keypoints,
         "photo": photo.name,
         "driving": driving.name,
         **timing,

@@ -51,7 +51,9 @@ def register(app: typer.Typer) -> None:
         Source and driving frames come from the same clip (photos through synthetic
         motion); the model learns to redraw the driving frame from the source and both
         frames' keypoints. No pretrained network is used. Resumable: run it in chunks
-        with `--minutes`, then `--resume`.
+        with `--minutes`, then `--resume`. `--set init=WEIGHTS` starts a new run from a
+        generator weights folder; `--set mode=extractor` trains the motion extractor
+        alone (`--keypoints learned`) against the mesh keypoints, the renderer frozen.
 
         Example: `likeness train generator --pack pack/ --out runs/g1 --minutes 10`
         """

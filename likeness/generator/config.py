@@ -6,6 +6,7 @@ loading reads it first, so code and weights cannot drift apart silently.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from likeness.config import JsonConfig
@@ -111,6 +112,29 @@ class LossWeights(JsonConfig):
 
 
 @dataclass(frozen=True)
+class ExtractorAugment(JsonConfig):
+    """Image damage and geometry per view for TrainConfig.mode "extractor"
+    (`extractor_data`); probabilities unless said otherwise."""
+
+    config_name = "extractor augmentation"
+
+    rotation: float = 12.0  # degrees, uniform +-; the roll target moves with it
+    scale: float = 0.1  # relative, uniform +-
+    shift: float = 0.06  # of the crop side, uniform +- in x and y
+    colour: float = 0.2  # gain and bias amplitude per channel
+    grey: float = 0.05
+    blur: float = 0.3  # Gaussian, sigma 0.4-1.6 px at 256
+    noise: float = 0.2  # Gaussian, sigma up to 4 grey levels
+    lowres: float = 0.2  # down to 1/4-1/2 and back up
+    jpeg: float = 0.3  # quality 25-90
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            if not 0 <= getattr(self, f.name) <= (90 if f.name == "rotation" else 1):
+                raise InputError(f"{self.config_name} {f.name} out of range")
+
+
+@dataclass(frozen=True)
 class TrainConfig(JsonConfig):
     config_name = "training config"
 
@@ -138,3 +162,23 @@ class TrainConfig(JsonConfig):
     num_workers: int = 0
     num_threads: int = 0  # torch CPU threads; 0 leaves torch's default
     max_frames_per_clip: int | None = None  # cap decoded frames (tests, small machines)
+    # "joint": renderer and extractor train side by side (the extractor on its own loss).
+    # "extractor": only the motion extractor trains, on single frames in their own
+    # aligned crops (as `animate --keypoints learned` feeds it) against the mesh
+    # keypoints, with the equivariance loss; the renderer and the retargeting MLPs are
+    # frozen and not run (a step costs the extractor alone).
+    mode: str = "joint"
+    # A generator weights folder (config.json + model.safetensors) a new run starts
+    # from: its config replaces the preset's and every network loads its weights.
+    init: str = ""
+    # A new run's extractor input size (0: the model config's); the weights carry it.
+    extractor_size: int = 0
+    augment: ExtractorAugment = field(default_factory=ExtractorAugment)  # mode "extractor"
+    equivariance: float = 1.0  # mode "extractor": weight of the two-view agreement
+    expression_weight: float = 3.0  # mode "extractor": lids, lips, irises in the keypoint L1
+
+    def validate(self) -> None:
+        if self.mode not in ("joint", "extractor"):
+            raise InputError(f"training mode must be joint or extractor, got {self.mode!r}")
+        if self.extractor_size and not 32 <= self.extractor_size <= 512:
+            raise InputError(f"extractor_size must be 0 or 32-512, got {self.extractor_size}")

@@ -62,14 +62,19 @@ def local_shape(kp: np.ndarray, angles: np.ndarray) -> np.ndarray:
 
 
 def load_clips(
-    pack: Pack, split: str, config: GeneratorConfig, max_frames: int | None = None
+    pack: Pack,
+    split: str,
+    config: GeneratorConfig,
+    max_frames: int | None = None,
+    size: int | None = None,
 ) -> list[Clip]:
+    """The split's items with frames at `size` (default: the model's output size)."""
     clips = []
     items = pack.select(split=split)
     if not items:
         raise InputError(f"pack {pack.root} has no {split} items")
     for item in items:
-        frames = pack.frames(item, size=config.output_size)
+        frames = pack.frames(item, size=size or config.output_size)
         arrays = pack.arrays(item)
         kp = kpt.from_pack_arrays(arrays.landmarks, arrays.irises, pack.crop_size)
         angles = np.asarray(arrays.pose, np.float64)

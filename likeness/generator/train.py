@@ -14,19 +14,24 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from likeness import training
 from likeness.errors import InputError
+from likeness.generator import extractor_loss as EL
+from likeness.generator import keypoints as kpt
 from likeness.generator import losses as L
-from likeness.generator.config import GeneratorConfig, TrainConfig, preset
+from likeness.generator.config import ExtractorAugment, GeneratorConfig, TrainConfig, preset
 from likeness.generator.data import Batch, PairSampler, grid_image, load_clips
-from likeness.generator.model import GeneratorNetworks, save_weights
+from likeness.generator.extractor_data import FrameBatch, FrameSampler
+from likeness.generator.model import GeneratorNetworks, load_weights, save_weights
 from likeness.generator.networks.discriminator import PatchDiscriminator
 from likeness.generator.networks.motion_extractor import pose_bin
 from likeness.tensors import resize_square, to_uint8
 from likeness.training import RunState, open_run, run_chunk, save_checkpoint
+from likeness.weights_io import CONFIG_NAME, WEIGHTS_NAME
 
 CSV_FIELDS = (
     "step",
@@ -45,6 +50,10 @@ CSV_FIELDS = (
     "val_psnr",
     "val_ssim",
     "val_l1",
+    "equivariance",
+    "val_kp_px",
+    "val_expr_px",
+    "val_motion_px",
 )
 
 
@@ -85,23 +94,36 @@ class Trainer:
         ckpt, train, config = open_run(
             self.out, resume, train, overrides, TrainConfig, GeneratorConfig, preset
         )
+        if ckpt is None:
+            config = _initial_config(train, config)
         self.train = train
         self.config = config
+        self.extractor_only = train.mode == "extractor"
         if train.num_threads > 0:
             torch.set_num_threads(train.num_threads)
         torch.manual_seed(train.seed)
         self.pack = Pack.open(pack_path)
-        self.clips = load_clips(self.pack, "train", self.config, train.max_frames_per_clip)
-        self.sampler = PairSampler(self.clips, self.config, train)
-        val_clips = self._val_clips()
-        self.val = (
-            PairSampler(
-                val_clips, self.config, dataclasses.replace(train, flip=0.0, colour_jitter=0.0)
+        if self.extractor_only:
+            self._frame_samplers()
+        else:
+            self.clips = load_clips(self.pack, "train", self.config, train.max_frames_per_clip)
+            self.sampler = PairSampler(self.clips, self.config, train)
+            val_clips = self._val_clips()
+            self.val = (
+                PairSampler(
+                    val_clips,
+                    self.config,
+                    dataclasses.replace(train, flip=0.0, colour_jitter=0.0),
+                )
+                if val_clips
+                else None
             )
-            if val_clips
-            else None
-        )
         self.nets = GeneratorNetworks(self.config).to(self.device)
+        if ckpt is None and train.init:
+            load_weights(self.nets, Path(train.init) / WEIGHTS_NAME)
+        if self.extractor_only:
+            for name, p in self.nets.named_parameters():
+                p.requires_grad_(name.startswith("extractor."))
         self.disc = PatchDiscriminator().to(self.device) if train.losses.gan > 0 else None
         gen_params = [p for n, p in self.nets.named_parameters() if not n.startswith("extractor.")]
         self.opt = torch.optim.AdamW(
@@ -120,11 +142,24 @@ class Trainer:
             self._restore(ckpt)
         self.amp = self.device.type == "cuda"
 
-    def _val_clips(self):
+    def _val_clips(self, size: int | None = None):
         try:
-            return load_clips(self.pack, "val", self.config, 64)
+            return load_clips(self.pack, "val", self.config, 64, size=size)
         except InputError:
             return []
+
+    def _frame_samplers(self) -> None:
+        """Mode "extractor": frames at the extractor's input size, two views each."""
+        tr, size = self.train, self.config.extractor_size
+        self.clips = load_clips(self.pack, "train", self.config, tr.max_frames_per_clip, size=size)
+        self.sampler = FrameSampler(
+            self.clips, tr.batch_size, tr.seed, tr.photo_fraction, tr.flip, tr.augment
+        )
+        val_clips = self._val_clips(size)
+        still = ExtractorAugment(**dict.fromkeys(ExtractorAugment.__dataclass_fields__, 0.0))
+        self.val = (
+            FrameSampler(val_clips, tr.batch_size, tr.seed, 0.0, 0.0, still) if val_clips else None
+        )
 
     # ------------------------------------------------------------ checkpoints
 
@@ -216,7 +251,43 @@ class Trainer:
         loss = 10 * kp_l1 + 0.1 * ce + ang + canon + 0.1 * ext["delta"].abs().mean()
         return loss, {"extractor": loss.item(), "kp_err": kp_l1.item()}
 
+    def _extractor_only_loss(self, batch: FrameBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Mode "extractor": distillation on both views plus their equivariance."""
+        tr, c = self.train, self.config
+        out = self.nets.extractor(batch.images)
+        loss, parts = EL.distillation(
+            out, batch.keypoints, batch.angles, batch.canonical, c.pose_bins, tr.expression_weight
+        )
+        b = batch.a_to_b.shape[0]
+        kp = out["keypoints"]
+        eq = EL.equivariance(kp[:b], kp[b:], batch.a_to_b, batch.depth_scale)
+        loss = loss + tr.equivariance * eq
+        return loss, {
+            "extractor": loss.item(),
+            "kp_err": parts["kp_l1"].item(),
+            "equivariance": eq.item(),
+        }
+
+    def _extractor_step(self) -> dict[str, float]:
+        tr, step = self.train, self.state.step
+        torch.manual_seed(tr.seed * 1_000_003 + step)
+        batch = self.sampler.batch(step).to(self.device)
+        lr = _lr(tr, step, tr.extractor_lr)
+        for group in self.opt_ext.param_groups:
+            group["lr"] = lr
+        self.nets.extractor.train()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            loss, metrics = self._extractor_only_loss(batch)
+        self.opt_ext.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.nets.extractor.parameters(), 1.0)
+        self.opt_ext.step()
+        self.state.step += 1
+        return {**metrics, "total": metrics["extractor"], "lr": lr}
+
     def step(self) -> dict[str, float]:
+        if self.extractor_only:
+            return self._extractor_step()
         tr = self.train
         step = self.state.step
         torch.manual_seed(tr.seed * 1_000_003 + step)
@@ -257,6 +328,9 @@ class Trainer:
         reconstruction loss, the extractor's loss, and their weighted total."""
         self.nets.eval()
         batch = batch.to(self.device)
+        if self.extractor_only:
+            ext, _ = self._extractor_only_loss(batch)
+            return {"renderer": 0.0, "extractor": ext.item(), "total": ext.item()}
         loss, _, _ = self._losses(batch, self.state.step)
         ext, _ = self._extractor_loss(batch)
         total = loss.item() + self.train.extractor_weight * ext.item()
@@ -267,6 +341,8 @@ class Trainer:
         if self.val is None:
             return {}
         self.nets.eval()
+        if self.extractor_only:
+            return self._validate_extractor()
         batch = self.val.batch(0, batch_size=pairs, seed=12345).to(self.device)
         c = self.config
         out = self.nets.renderer(
@@ -284,10 +360,40 @@ class Trainer:
             "val_l1": (pred - target).abs().mean().item(),
         }
 
+    def _validate_extractor(self, frames: int = 64) -> dict[str, float]:
+        """Keypoint distance to the mesh on fixed val frames (unaugmented), in pixels of
+        a 256 px crop: all rows, and the lids, lips and irises alone."""
+        batch = self.val.batch(0, batch_size=frames // 2, seed=12345).to(self.device)
+        got = self.nets.extractor(batch.images)["keypoints"].float()
+        dist = (got[..., :2] - batch.keypoints[..., :2]).norm(dim=-1) * 128  # 256 px units
+        self._last_val = batch
+        return {
+            "val_kp_px": dist.mean().item(),
+            "val_expr_px": dist[:, list(EL.EXPRESSION_ROWS)].mean().item(),
+            "val_motion_px": self._val_motion(),
+        }
+
+    def _val_motion(self, clips: int = 6, frames: int = 16) -> float:
+        """What relative motion uses: each val clip's change since its first frame,
+        extractor against mesh (2D, pixels of 256), over evenly spaced frames; an
+        offset the extractor keeps on every frame of a clip costs nothing here."""
+        errors = []
+        for clip in self.val.videos[:clips]:
+            pick = np.linspace(0, len(clip.frames) - 1, frames).round().astype(int)
+            images = torch.from_numpy(clip.frames[pick].transpose(0, 3, 1, 2).copy())
+            got = self.nets.extractor(images.float().div(255).to(self.device))["keypoints"]
+            got = got.float().cpu().numpy()[..., :2]
+            want = clip.keypoints[pick][..., :2]
+            diff = (got - got[:1]) - (want - want[:1])
+            errors.append(np.linalg.norm(diff[1:], axis=-1).mean() * 128)
+        return float(np.mean(errors)) if errors else float("nan")
+
     @torch.no_grad()
     def sample_grid(self, rows: int = 4) -> Path:
         """source | driving | output | spline-warped source, on validation pairs (or
         fixed training pairs when the pack has no validation split)."""
+        if self.extractor_only:
+            return self._extractor_grid(rows)
         if self.val is not None and hasattr(self, "_last_val"):
             batch, out = self._last_val
         else:
@@ -303,6 +409,28 @@ class Trainer:
         import cv2
 
         cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+        return path
+
+    def _extractor_grid(self, rows: int) -> Path:
+        """Frames with the mesh's keypoints (green) and the extractor's (red)."""
+        import cv2
+
+        sampler = self.val or self.sampler
+        batch = sampler.batch(0, batch_size=rows, seed=12345).to(self.device)
+        self.nets.eval()
+        got = self.nets.extractor(batch.images)["keypoints"].float().cpu().numpy()
+        images = to_uint8(batch.images[:rows])
+        size = images.shape[1]
+        tiles = []
+        for img, want, pred in zip(images, batch.keypoints[:rows].cpu().numpy(), got, strict=False):
+            tile = np.ascontiguousarray(img)
+            for pts, colour in ((want, (0, 255, 0)), (pred, (255, 0, 0))):
+                for x, y, _ in kpt.to_pixels(pts, size):
+                    cv2.circle(tile, (int(round(x)), int(round(y))), 1, colour, -1)
+            tiles.append(tile)
+        path = self.out / "samples" / f"step_{self.state.step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), cv2.cvtColor(grid_image([tiles]), cv2.COLOR_RGB2BGR))
         return path
 
     def checkpoint(self, final: bool = False) -> dict[str, float]:
@@ -327,6 +455,22 @@ class Trainer:
             the `RunState` reached (step, training seconds).
         """
         return run_chunk(self, CSV_FIELDS, minutes=minutes, steps=steps, progress=progress)
+
+
+def _initial_config(train: TrainConfig, config: GeneratorConfig) -> GeneratorConfig:
+    """A new run's model config: the preset's, or that of the `init` weights folder;
+    then `extractor_size` if set."""
+    if train.init:
+        path = Path(train.init) / CONFIG_NAME
+        if not path.is_file() or not (Path(train.init) / WEIGHTS_NAME).is_file():
+            raise InputError(
+                f"--set init: {train.init} is not a generator weights folder "
+                f"({CONFIG_NAME} and {WEIGHTS_NAME})"
+            )
+        config = GeneratorConfig.load(path)
+    if train.extractor_size:
+        config = dataclasses.replace(config, extractor_size=train.extractor_size)
+    return config
 
 
 def config_overrides(
