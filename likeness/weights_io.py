@@ -15,6 +15,17 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 
+def model_files(folder: Path, problem: str, fix: str, *extra: str) -> list[Path]:
+    """config.json, model.safetensors and the `extra` files of a weights folder, in that
+    order. When any is missing: ModelError "{problem} in {folder} (missing ...); {fix}",
+    one message shape for the generator, the refiner and the detector."""
+    paths = [folder / n for n in (CONFIG_NAME, WEIGHTS_NAME, *extra)]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise ModelError(f"{problem} in {folder} (missing {', '.join(missing)}); {fix}")
+    return paths
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     with atomic_output(path) as tmp:
         tmp.write_text(text)

@@ -8,8 +8,9 @@ import shutil
 import pytest
 
 from likeness.errors import ModelError
-from likeness.generator.model import DEFAULT_WEIGHTS, WEIGHTS_NAME
+from likeness.generator.model import DEFAULT_WEIGHTS
 from likeness.pipelines.generator_cache import load_generator
+from likeness.weights_io import WEIGHTS_NAME
 
 
 def test_the_same_weights_load_once_and_new_weights_load_again(tmp_path):

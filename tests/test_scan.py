@@ -276,7 +276,8 @@ def test_report_opens_in_headless_chromium_with_one_chart_per_file(scanned, tmp_
 
 
 def _shipped_or_skip() -> None:
-    from likeness.detector.model import CALIBRATION_NAME, DEFAULT_WEIGHTS, WEIGHTS_NAME
+    from likeness.detector.model import CALIBRATION_NAME, DEFAULT_WEIGHTS
+    from likeness.weights_io import WEIGHTS_NAME
 
     if (
         not (DEFAULT_WEIGHTS / WEIGHTS_NAME).is_file()

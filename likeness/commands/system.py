@@ -59,7 +59,8 @@ def _check_weights(folder: Path, names: tuple[str, ...]) -> tuple[bool, str]:
 
 
 def _check_generator() -> tuple[bool, str]:
-    from likeness.generator.model import CONFIG_NAME, DEFAULT_WEIGHTS, WEIGHTS_NAME
+    from likeness.generator.model import DEFAULT_WEIGHTS
+    from likeness.weights_io import CONFIG_NAME, WEIGHTS_NAME
 
     return _check_weights(DEFAULT_WEIGHTS, (CONFIG_NAME, WEIGHTS_NAME))
 

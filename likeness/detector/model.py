@@ -28,7 +28,7 @@ from likeness.detector.pooling import PoolingConfig
 from likeness.errors import InputError, ModelError
 from likeness.jsonio import read_json_object
 from likeness.tensors import to_tensor
-from likeness.weights_io import CONFIG_NAME, WEIGHTS_NAME, load_model, save_model, write_text_atomic
+from likeness.weights_io import load_model, model_files, save_model, write_text_atomic
 
 CALIBRATION_NAME = "calibration.json"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "detector"
@@ -93,22 +93,18 @@ class DetectorModel:
     @classmethod
     def from_pretrained(cls, folder: Path | None = None, device: str = "cpu") -> DetectorModel:
         folder = Path(folder) if folder is not None else DEFAULT_WEIGHTS
-        missing = [
-            n for n in (CONFIG_NAME, WEIGHTS_NAME, CALIBRATION_NAME) if not (folder / n).is_file()
-        ]
-        if missing:
-            what = "no shipped detector" if folder == DEFAULT_WEIGHTS else "no detector"
-            raise ModelError(f"{what} in {folder} (missing {', '.join(missing)}): {TRAIN_HINT}")
+        what = "no shipped detector" if folder == DEFAULT_WEIGHTS else "no detector"
+        config_path, weights, calibration = model_files(folder, what, TRAIN_HINT, CALIBRATION_NAME)
         try:
-            config = DetectorConfig.load(folder / CONFIG_NAME)
+            config = DetectorConfig.load(config_path)
         except InputError as err:
             raise ModelError(str(err)) from None
         network = FaceClassifier(config)
-        load_weights(network, folder / WEIGHTS_NAME)
-        decision = read_decision(folder / CALIBRATION_NAME)
+        load_weights(network, weights)
+        decision = read_decision(calibration)
         from likeness.hashing import sha256_file
 
-        return cls(network, decision, device, weights_hash=sha256_file(folder / WEIGHTS_NAME))
+        return cls(network, decision, device, weights_hash=sha256_file(weights))
 
     @property
     def has_mask_head(self) -> bool:

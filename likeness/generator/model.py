@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from likeness.errors import ModelError
 from likeness.generator import keypoints as kpt
 from likeness.generator.config import GeneratorConfig
 from likeness.generator.gaze import retarget_gaze
@@ -23,7 +22,7 @@ from likeness.generator.networks.motion_extractor import MotionExtractor
 from likeness.generator.networks.portrait import WarpingGenerator
 from likeness.generator.networks.retarget import Retarget
 from likeness.tensors import resize_square, to_tensor, to_uint8
-from likeness.weights_io import CONFIG_NAME, WEIGHTS_NAME, load_model, save_model
+from likeness.weights_io import load_model, model_files, save_model
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "generator"
 
@@ -60,12 +59,9 @@ class GeneratorModel:
     @classmethod
     def from_pretrained(cls, folder: Path | None = None, device: str = "cpu") -> GeneratorModel:
         folder = Path(folder) if folder is not None else DEFAULT_WEIGHTS
-        config_path, weights = folder / CONFIG_NAME, folder / WEIGHTS_NAME
-        if not config_path.is_file() or not weights.is_file():
-            raise ModelError(
-                f"generator weights not found in {folder} (expected {CONFIG_NAME} and "
-                f"{WEIGHTS_NAME}); reinstall likeness or pass --weights"
-            )
+        config_path, weights = model_files(
+            folder, "generator weights not found", "reinstall likeness or pass --weights"
+        )
         config = GeneratorConfig.load(config_path)
         networks = GeneratorNetworks(config)
         load_weights(networks, weights)

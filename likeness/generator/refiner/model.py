@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from likeness.errors import ModelError
 from likeness.generator.refiner.config import RefinerConfig
 from likeness.generator.refiner.mask import face_masks
 from likeness.generator.refiner.network import RefinerNetwork
 from likeness.tensors import to_tensor, to_uint8
-from likeness.weights_io import CONFIG_NAME, WEIGHTS_NAME, load_model, save_model
+from likeness.weights_io import load_model, model_files, save_model
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "refiner"
 NOISE_SEED = 1234  # one fixed noise image for every frame: no sampling flicker in video
@@ -102,12 +101,11 @@ class RefinerModel:
     @classmethod
     def from_pretrained(cls, folder: Path | None = None, device: str = "cpu") -> RefinerModel:
         folder = Path(folder) if folder is not None else DEFAULT_WEIGHTS
-        config_path, weights = folder / CONFIG_NAME, folder / WEIGHTS_NAME
-        if not config_path.is_file() or not weights.is_file():
-            raise ModelError(
-                f"--refine: no refiner weights in {folder} (expected {CONFIG_NAME} and "
-                f"{WEIGHTS_NAME}); this build ships none, see the README's Refiner section"
-            )
+        config_path, weights = model_files(
+            folder,
+            "--refine: no refiner weights",
+            "this build ships none, see the README's Refiner section",
+        )
         config = RefinerConfig.load(config_path)
         network = RefinerNetwork(config)
         load_model(network, weights, "refiner")
