@@ -30,9 +30,10 @@ def distillation(
     expression_weight: float = 1.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The extractor's outputs against the mesh's keypoints (B, K, 3), pose (B, 3) and
-    the clip's canonical shape (B, K, 3). The weights are the joint trainer's (10 x
-    keypoint L1 + 0.1 x pose bins + angle L1 / 30 + canonical L1 + 0.1 x |delta|, the
-    last being the deformation prior), the keypoint L1 weighted by row."""
+    the clip's canonical shape (B, K, 3): 10 x keypoint L1 + 0.1 x pose bins + angle
+    L1 / 30 + canonical L1 + 0.1 x |delta| (the last being the deformation prior), the
+    keypoint L1 weighted by row. The joint trainer's extractor loss too (rows alike,
+    `expression_weight` 1)."""
     w = row_weights(keypoints.shape[1], expression_weight, keypoints.device)
     kp_l1 = ((out["keypoints"] - keypoints).abs().mean(-1) * w).mean()
     bins = pose_bin(angles, pose_bins)

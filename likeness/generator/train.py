@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from likeness import training
 from likeness.errors import InputError
@@ -28,7 +27,6 @@ from likeness.generator.data import Batch, PairSampler, grid_image, load_clips
 from likeness.generator.extractor_data import FrameBatch, FrameSampler
 from likeness.generator.model import GeneratorNetworks, load_weights, save_weights
 from likeness.generator.networks.discriminator import PatchDiscriminator
-from likeness.generator.networks.motion_extractor import pose_bin
 from likeness.tensors import resize_square, to_uint8
 from likeness.training import RunState, open_run, run_chunk, save_checkpoint
 from likeness.weights_io import CONFIG_NAME, WEIGHTS_NAME
@@ -243,13 +241,10 @@ class Trainer:
     def _extractor_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         c = self.config
         ext = self.nets.extractor(resize_square(batch.driving, c.extractor_size))
-        kp_l1 = (ext["keypoints"] - batch.kp_driving).abs().mean()
-        bins = pose_bin(batch.angles_driving, c.pose_bins)
-        ce = F.cross_entropy(ext["pose_logits"].reshape(-1, c.pose_bins), bins.reshape(-1))
-        ang = (ext["angles"] - batch.angles_driving).abs().mean() / 30.0
-        canon = (ext["canonical"] - batch.canonical_driving).abs().mean()
-        loss = 10 * kp_l1 + 0.1 * ce + ang + canon + 0.1 * ext["delta"].abs().mean()
-        return loss, {"extractor": loss.item(), "kp_err": kp_l1.item()}
+        loss, parts = EL.distillation(
+            ext, batch.kp_driving, batch.angles_driving, batch.canonical_driving, c.pose_bins
+        )
+        return loss, {"extractor": loss.item(), "kp_err": parts["kp_l1"].item()}
 
     def _extractor_only_loss(self, batch: FrameBatch) -> tuple[torch.Tensor, dict[str, float]]:
         """Mode "extractor": distillation on both views plus their equivariance."""
