@@ -133,15 +133,13 @@ def gaze_coords(landmarks: np.ndarray, iris_centres: np.ndarray) -> np.ndarray:
     """(2, 2): each iris centre (subject's right eye, then left) in its eye's frame:
     along the inner->outer corner line (0 at the inner corner, 1 at the outer) and
     across it, both in eye widths."""
-    out = np.empty((2, 2))
-    for k, (outer, inner) in enumerate(EYE_CORNERS):
-        o, i = landmarks[outer, :2].astype(np.float64), landmarks[inner, :2].astype(np.float64)
-        axis = o - i
-        width2 = max(float(axis @ axis), 1e-12)
-        rel = np.asarray(iris_centres[k, :2], np.float64) - i
-        out[k, 0] = float(rel @ axis) / width2
-        out[k, 1] = float(axis[0] * rel[1] - axis[1] * rel[0]) / width2
-    return out
+    from likeness.generator.gaze import eye_coords
+
+    lm = np.asarray(landmarks, np.float64)
+    iris = np.asarray(iris_centres, np.float64)[:, :2]
+    return np.stack(
+        [eye_coords(iris[k], lm[o, :2], lm[i, :2]) for k, (o, i) in enumerate(EYE_CORNERS)]
+    )
 
 
 def gaze_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -218,14 +216,11 @@ def mouth_open(landmarks: np.ndarray) -> float:
 
 def gaze_coords_kp(points: np.ndarray) -> np.ndarray:
     """`gaze_coords` of a generator keypoint set (K, 3) in pixels: what the renderer was
-    asked to do with the irises."""
-    from likeness.generator import keypoints as kpt
+    asked to do with the irises (the same eye corners and irises the gaze retarget
+    reads)."""
+    from likeness.generator.gaze import iris_offsets
 
-    rows = {p: i for i, p in enumerate(kpt.MESH_POINTS)}
-    mesh = np.zeros((468, 3))
-    for p, i in rows.items():
-        mesh[p] = points[i]
-    return gaze_coords(mesh, points[list(kpt.IRIS_ROWS), :2])
+    return iris_offsets(np.asarray(points, np.float64))
 
 
 def correlation(a, b) -> float:
