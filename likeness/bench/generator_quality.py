@@ -35,7 +35,7 @@ METHOD_LABELS = {
 BATCH = 8  # frames per render call, as `animate` batches them
 REPORT_SIZE = 256  # pixel figures are given in pixels of a 256 px crop
 # Higher is better for these; lower for every other metric.
-HIGHER_BETTER = frozenset({"psnr", "ssim", "face_psnr"})
+HIGHER_BETTER = frozenset({"psnr", "ssim", "face_psnr", "mouth_corr"})
 
 # ---------------------------------------------------------------- measuring faces
 
@@ -327,7 +327,7 @@ def learned_vs_mesh(table: dict, metrics: tuple[str, ...]) -> dict[str, bool | N
         got, mesh = table.get(LEARNED, {}).get(metric), table["ours"].get(metric)
         if got is None or mesh is None:
             out[metric] = None
-        elif metric in HIGHER_BETTER or metric == "mouth_corr":
+        elif metric in HIGHER_BETTER:
             out[metric] = got >= mesh
         else:
             out[metric] = got <= mesh
