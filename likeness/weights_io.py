@@ -15,14 +15,17 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 
-def model_files(folder: Path, problem: str, fix: str, *extra: str) -> list[Path]:
+def model_files(
+    folder: Path, problem: str, fix: str, *extra: str, error: type[Exception] = ModelError
+) -> list[Path]:
     """config.json, model.safetensors and the `extra` files of a weights folder, in that
-    order. When any is missing: ModelError "{problem} in {folder} (missing ...); {fix}",
-    one message shape for the generator, the refiner and the detector."""
-    paths = [folder / n for n in (CONFIG_NAME, WEIGHTS_NAME, *extra)]
+    order. When any is missing: `error` (ModelError: a model to load; InputError: a
+    folder the user named, e.g. a training run's `init`) "{problem} in {folder}
+    (missing ...); {fix}", one message shape for every weights folder."""
+    paths = [Path(folder) / n for n in (CONFIG_NAME, WEIGHTS_NAME, *extra)]
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
-        raise ModelError(f"{problem} in {folder} (missing {', '.join(missing)}); {fix}")
+        raise error(f"{problem} in {folder} (missing {', '.join(missing)}); {fix}")
     return paths
 
 

@@ -29,7 +29,7 @@ from likeness.generator.model import GeneratorNetworks, load_weights, save_weigh
 from likeness.generator.networks.discriminator import PatchDiscriminator
 from likeness.tensors import resize_square, to_uint8
 from likeness.training import RunState, open_run, run_chunk, save_checkpoint
-from likeness.weights_io import CONFIG_NAME, WEIGHTS_NAME
+from likeness.weights_io import WEIGHTS_NAME, model_files
 
 CSV_FIELDS = (
     "step",
@@ -456,12 +456,12 @@ def _initial_config(train: TrainConfig, config: GeneratorConfig) -> GeneratorCon
     """A new run's model config: the preset's, or that of the `init` weights folder;
     then `extractor_size` if set."""
     if train.init:
-        path = Path(train.init) / CONFIG_NAME
-        if not path.is_file() or not (Path(train.init) / WEIGHTS_NAME).is_file():
-            raise InputError(
-                f"--set init: {train.init} is not a generator weights folder "
-                f"({CONFIG_NAME} and {WEIGHTS_NAME})"
-            )
+        path, _ = model_files(
+            Path(train.init),
+            "--set init: not a generator weights folder",
+            "name a weights folder (a run's weights/ or likeness/weights/generator)",
+            error=InputError,
+        )
         config = GeneratorConfig.load(path)
     if train.extractor_size:
         config = dataclasses.replace(config, extractor_size=train.extractor_size)
