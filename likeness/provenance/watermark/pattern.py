@@ -100,7 +100,8 @@ def pattern_bank(key: bytes, config: WatermarkConfig) -> PatternBank:
 
 
 def is_small(height: int, width: int, config: WatermarkConfig) -> bool:
-    """Whether the embedder uses the small-frame tiling and band (pattern version 3)."""
+    """Whether the embedder uses the small-frame tiling and band (read back as pattern
+    version 1: the band is version 1's)."""
     short = min(height, width)
     return 2 * config.min_period < short <= config.small_side
 
