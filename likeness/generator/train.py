@@ -361,7 +361,6 @@ class Trainer:
         batch = self.val.batch(0, batch_size=frames // 2, seed=12345).to(self.device)
         got = self.nets.extractor(batch.images)["keypoints"].float()
         dist = (got[..., :2] - batch.keypoints[..., :2]).norm(dim=-1) * 128  # 256 px units
-        self._last_val = batch
         return {
             "val_kp_px": dist.mean().item(),
             "val_expr_px": dist[:, list(EL.EXPRESSION_ROWS)].mean().item(),
