@@ -38,8 +38,8 @@ from likeness.bench.common import machine_info, write_json
 from likeness.bench.detector import _group_metrics, _video_scores
 from likeness.datasets.fakes_format import kinds
 from likeness.errors import InputError
-from likeness.weights_io import write_text_atomic
 from likeness.training import CHECKPOINT
+from likeness.weights_io import write_text_atomic
 
 # Held-out kind -> the families it stands for: reenact, sbi, swap, lipsync, lowres.
 KINDS = kinds()
