@@ -68,7 +68,7 @@ def test_soft_binding_has_pad_a_text_value_and_says_what_a_resolver_needs():
     binding = next(a for a in m["assertions"] if a["label"] == mf.SOFT_BINDING_LABEL)
     data = binding["data"]
     assert binding["created"] is True
-    assert data["alg"] == "com.likeness.watermark.v1"
+    assert data["alg"] == "com.likeness.watermark.v2"
     assert data["pad"] == []
     assert data["blocks"] == [{"scope": {}, "value": "ABEiM0RVZqo="}]
     assert data["name"].endswith("00112233445566aa") and "key" in data["name"]
@@ -76,7 +76,9 @@ def test_soft_binding_has_pad_a_text_value_and_says_what_a_resolver_needs():
     # A reader that decodes the value as bytes (a list of ints) reads the same payload.
     data["blocks"][0]["value"] = list(bytes.fromhex("00112233445566aa"))
     assert mf.soft_binding_hex(m) == "00112233445566aa"
-    data["alg"] = "com.likeness.watermark.v2"  # a later version of our own watermark
+    data["alg"] = "com.likeness.watermark.v1"  # files marked before the bump
+    assert mf.soft_binding_hex(m) == "00112233445566aa"
+    data["alg"] = "com.likeness.watermark.v3"  # a later version of our own watermark
     assert mf.soft_binding_hex(m) == "00112233445566aa"
     data["alg"] = "org.example.other"
     assert mf.soft_binding_hex(m) is None
@@ -209,7 +211,7 @@ def test_files_signed_with_the_older_manifest_layout_still_verify(keys, root_pem
             {
                 "label": "c2pa.soft-binding",
                 "data": {
-                    "alg": mf.SOFT_BINDING_ALG,
+                    "alg": "com.likeness.watermark.v1",  # what files of then say
                     "blocks": [{"scope": {}, "value": value}],
                     "name": f"likeness watermark payload {payload}",
                 },

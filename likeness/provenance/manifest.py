@@ -27,8 +27,11 @@ DIGITAL_SOURCE_TYPES = (
     "digitalCreation",
 )
 # The name our soft-binding assertion gives the watermark algorithm (reverse domain, as
-# the C2PA spec asks of algorithms outside its registry).
-SOFT_BINDING_ALG = "com.likeness.watermark.v1"
+# the C2PA spec asks of algorithms outside its registry). v2 since 2026-12-01: the
+# embedder of pattern version 2 (band 5..22), rotation resync and small-frame tiling;
+# its detector reads v1 files too. Readers take any version of the family (a payload
+# named by a later version is still the payload its store maps).
+SOFT_BINDING_ALG = "com.likeness.watermark.v2"
 SOFT_BINDING_FAMILY = "com.likeness.watermark."
 SOFT_BINDING_LABEL = "c2pa.soft-binding"
 # What a resolver needs to know, in the assertion itself (`name`): where the payload
