@@ -402,3 +402,36 @@ def test_zero_strength_is_the_identity_and_moves_are_invertible():
     np.testing.assert_allclose(still, points, atol=1e-4)
     warp = draw_warp(80, 64, np.random.default_rng(1))
     np.testing.assert_allclose(warp.source_of(warp.forward(points)), points, atol=1e-3)
+
+
+def test_corpus_index_lists_a_file_stored_under_two_names_once(tmp_path):
+    from likeness.datasets.corpus import manifest_rows
+    from likeness.datasets.pack import find_sources
+
+    body = np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    for name, image in (("a.png", body), ("b.png", body), ("c.png", body[::-1].copy())):
+        cv2.imwrite(str(tmp_path / name), image)
+    digest = {
+        name: hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+        for name in ("a.png", "b.png", "c.png")
+    }
+    assert digest["a.png"] == digest["b.png"] != digest["c.png"]
+    with (tmp_path / "MANIFEST.tsv").open("w", newline="") as fh:
+        out = csv.writer(fh, delimiter="\t")
+        out.writerow(["file", "kind", "sha256"])
+        for name in ("a.png", "b.png", "c.png"):
+            out.writerow([name, "photo", digest[name]])
+    assert [r["file"] for r in manifest_rows(tmp_path)] == ["a.png", "c.png"]
+    assert sorted(s.path.name for s in find_sources([tmp_path])) == ["a.png", "c.png"]
+    (tmp_path / "MANIFEST.tsv").write_text("name\tkind\nx.png\tphoto\n")
+    with pytest.raises(InputError, match="no 'file' column"):
+        manifest_rows(tmp_path)
+
+
+@pytest.mark.corpus
+def test_the_shared_corpus_index_holds_each_file_once(corpus):
+    from likeness.datasets.corpus import manifest_rows
+
+    rows = manifest_rows(corpus)
+    assert len({r["sha256"] for r in rows}) == len(rows)
+    assert "videos/r3dp-may5s.mp4" not in {r["file"] for r in rows}  # = ap-pose-ref.mp4

@@ -4,7 +4,6 @@ into each clip's first crop window as animate and training see them."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,14 +70,13 @@ class BenchInputs:
 
 def held_out_sources(corpus: Path) -> Sources:
     """The corpus files whose identity is in the test split."""
+    from likeness.datasets.corpus import CORPUS_MANIFEST, manifest_rows
     from likeness.datasets.identities import identity_for, load_split
 
     split = load_split()
-    manifest = corpus / "MANIFEST.tsv"
-    with manifest.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t"))
+    manifest = corpus / CORPUS_MANIFEST
     videos, photos = [], []
-    for row in rows:
+    for row in manifest_rows(corpus):
         if split.split_for(identity_for(row["file"])) != "test":
             continue
         path = corpus / row["file"]

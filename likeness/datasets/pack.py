@@ -14,7 +14,6 @@ the end, so a pack on disk is always complete.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from likeness.datasets.corpus import CORPUS_MANIFEST, is_corpus, manifest_rows
 from likeness.datasets.identities import SplitTable, identity_for, load_split
 from likeness.datasets.pack_format import (
     ARRAY_DTYPES,
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 # numpy, OpenCV, PyAV and the face stack load inside the functions that use them: the
 # CLI imports this module for its defaults and must start fast.
 
-CORPUS_MANIFEST = "MANIFEST.tsv"
 
 # Chosen so the corpus pack (18,600 source frames, 89 photos) stays under 20 MiB: it
 # travels to a GPU machine. Measured: 19.0 MiB = clips 6.4 MB (about 700 bytes a frame
@@ -148,7 +147,7 @@ def find_sources(srcs: Sequence[str | os.PathLike[str]]) -> list[Source]:
         if not given.exists():
             raise InputError(f"no such file or folder: {given}")
         if given.is_dir():
-            listed = _corpus_sources(given) if (given / CORPUS_MANIFEST).is_file() else None
+            listed = _corpus_sources(given) if is_corpus(given) else None
             for source in listed if listed is not None else _folder_sources(given):
                 found.setdefault(source.path, source)
         else:
@@ -164,11 +163,7 @@ def find_sources(srcs: Sequence[str | os.PathLike[str]]) -> list[Source]:
 
 def _corpus_sources(root: Path) -> list[Source]:
     sources = []
-    with open(root / CORPUS_MANIFEST, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
-    if rows and "file" not in rows[0]:
-        raise InputError(f"{root / CORPUS_MANIFEST} has no 'file' column")
-    for row in rows:
+    for row in manifest_rows(root):
         path = root / row["file"]
         if not path.is_file():
             raise InputError(f"{CORPUS_MANIFEST} lists {row['file']} but {path} is missing")

@@ -22,7 +22,6 @@ output against.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 from pathlib import Path
 
@@ -49,14 +48,15 @@ SIZE = 256
 
 def clips(corpus: Path) -> dict[str, dict[str, Path]]:
     """actor -> MEAD label -> clip, from MANIFEST.tsv."""
+    from likeness.datasets.corpus import manifest_rows
+
     out: dict[str, dict[str, Path]] = {}
-    with (corpus / "MANIFEST.tsv").open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh, delimiter="\t"):
-            name = Path(row["file"]).name
-            parts = name.split("-")
-            if not name.startswith("dt-") or len(parts) < 4:
-                continue
-            out.setdefault(parts[1], {})[parts[3]] = corpus / row["file"]
+    for row in manifest_rows(corpus):
+        name = Path(row["file"]).name
+        parts = name.split("-")
+        if not name.startswith("dt-") or len(parts) < 4:
+            continue
+        out.setdefault(parts[1], {})[parts[3]] = corpus / row["file"]
     return out
 
 
