@@ -637,6 +637,8 @@ def test_leave_one_family_out_bench_holds_each_kind_out(two_family_set, tmp_path
     assert set(result["held_out_video_auc"]) == {"sbi", "lowres"}
     assert "**" in result["table_markdown"] and (tmp_path / "detector_lofo.png").is_file()
     assert result["complete"] is True
+    assert set(result["training_seconds_per_run"]) == set(result["matrix"])
+    assert all(v > 0 for v in result["training_seconds_per_run"].values())
     # The same command again reuses every finished run (same figures, no training) ...
     runs = tmp_path / detector_lofo.RUNS
     stamps = {p: p.stat().st_mtime_ns for p in runs.glob("*/weights/model.safetensors")}
@@ -645,6 +647,7 @@ def test_leave_one_family_out_bench_holds_each_kind_out(two_family_set, tmp_path
         detector_lofo.run(tmp_path, quick=True, pack=two_family_set, steps=20).read_text()
     )
     assert again["matrix"] == result["matrix"]
+    assert again["training_seconds_per_run"] == result["training_seconds_per_run"]
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     # ... and refuses a run folder made under another protocol instead of mixing them.
     with pytest.raises(InputError, match="another protocol"):

@@ -67,8 +67,9 @@ def init_families(weights: Path) -> tuple[str, ...]:
 
 def _train(
     data: Path, out: Path, left_out: str | None, steps: int, quick: bool, init: Path | None
-) -> Path:
-    """Train (or resume, or reuse) the run in `out`; its final weights."""
+) -> tuple[Path, float]:
+    """Train (or resume, or reuse) the run in `out`; its final weights and the training
+    time it took over all its chunks."""
     from likeness.detector.train import Trainer
 
     overrides = {
@@ -102,7 +103,7 @@ def _train(
             # The trainer stops a run cleanly on SIGINT/SIGTERM; the bench stops with
             # it instead of going on to the next kind (the same command resumes it).
             raise KeyboardInterrupt
-    return out / "weights"
+    return out / "weights", trainer.state.seconds
 
 
 def _score(weights: Path, data, samples) -> dict:
@@ -217,15 +218,21 @@ def run(
         "runs": str(runs),
     }
     path = out_dir / "detector_lofo.json"
+    training: dict[str, float] = {}
     for left_out in order:
         name = left_out or "none (reference)"
         t0 = time.perf_counter()
-        trained = _train(Path(pack), runs / (left_out or "all"), left_out, steps, quick, weights)
+        run = runs / (left_out or "all")
+        trained, training[name] = _train(Path(pack), run, left_out, steps, quick, weights)
         rows[name] = _score(trained, data, samples)
         seconds[name] = round(time.perf_counter() - t0, 1)
         complete = len(rows) == len(order)
         payload = _payload(rows, protocol, pack, len(samples), quick, complete)
+        # This invocation's wall time per run (a reused run: its scoring only), and the
+        # training time of each run over all the chunks that made it.
         payload["seconds_per_run"] = seconds
+        payload["training_seconds_per_run"] = {k: round(v, 1) for k, v in training.items()}
+        payload["training_hours"] = round(sum(training.values()) / 3600, 2)
         payload["seconds"] = round(time.perf_counter() - started, 1)
         _matrix_png(out_dir / "detector_lofo.png", rows)
         path = write_json(out_dir, "detector_lofo", payload)
