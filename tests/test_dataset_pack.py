@@ -422,6 +422,8 @@ def test_corpus_index_lists_a_file_stored_under_two_names_once(tmp_path):
         for name in ("a.png", "b.png", "c.png"):
             out.writerow([name, "photo", digest[name]])
     assert [r["file"] for r in manifest_rows(tmp_path)] == ["a.png", "c.png"]
+    # a lookup by name still finds every name
+    assert [r["file"] for r in manifest_rows(tmp_path, unique=False)] == ["a.png", "b.png", "c.png"]
     assert sorted(s.path.name for s in find_sources([tmp_path])) == ["a.png", "c.png"]
     (tmp_path / "MANIFEST.tsv").write_text("name\tkind\nx.png\tphoto\n")
     with pytest.raises(InputError, match="no 'file' column"):

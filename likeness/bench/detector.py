@@ -164,13 +164,12 @@ def footage_kind(item: str, manifest: dict[str, dict]) -> str:
 
 def corpus_manifest() -> dict[str, dict]:
     """Corpus file stem -> its MANIFEST.tsv row (empty without ../shared/corpus)."""
-    import csv
+    from likeness.datasets.corpus import is_corpus, manifest_rows
 
     corpus = corpus_dir()
-    if corpus is None or not (corpus / "MANIFEST.tsv").is_file():
+    if corpus is None or not is_corpus(corpus):
         return {}
-    with (corpus / "MANIFEST.tsv").open(newline="") as fh:
-        return {Path(r["file"]).stem: r for r in csv.DictReader(fh, delimiter="\t")}
+    return {Path(r["file"]).stem: r for r in manifest_rows(corpus, unique=False)}
 
 
 def real_fpr_by_kind(samples, names, scores, labels, threshold: float) -> dict[str, dict]:

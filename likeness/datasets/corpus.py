@@ -21,8 +21,9 @@ def is_corpus(root: Path) -> bool:
     return (Path(root) / CORPUS_MANIFEST).is_file()
 
 
-def manifest_rows(root: Path) -> list[dict[str, str]]:
-    """MANIFEST.tsv's rows (column -> value) in its order, repeats of a file dropped."""
+def manifest_rows(root: Path, unique: bool = True) -> list[dict[str, str]]:
+    """MANIFEST.tsv's rows (column -> value) in its order, repeats of a file dropped
+    (`unique=False`: every row, for lookups by name, where each name must be found)."""
     path = Path(root) / CORPUS_MANIFEST
     try:
         with path.open(newline="", encoding="utf-8") as handle:
@@ -31,6 +32,8 @@ def manifest_rows(root: Path) -> list[dict[str, str]]:
         raise InputError(f"cannot read {path}: {err}") from None
     if rows and "file" not in rows[0]:
         raise InputError(f"{path} has no 'file' column")
+    if not unique:
+        return rows
     seen: set[str] = set()
     kept = []
     for row in rows:
