@@ -217,7 +217,6 @@ def run(
         "kinds": {k: list(v) for k, v in KINDS.items()},
         "runs": str(runs),
     }
-    path = out_dir / "detector_lofo.json"
     training: dict[str, float] = {}
     for left_out in order:
         name = left_out or "none (reference)"
