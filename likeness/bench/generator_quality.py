@@ -319,6 +319,11 @@ def overall(rows: list[dict], group: str | None = None) -> dict:
     return out
 
 
+def _goodness(metric: str, value: float) -> float:
+    """`value` oriented so that more is better (HIGHER_BETTER as is, the rest negated)."""
+    return value if metric in HIGHER_BETTER else -value
+
+
 def learned_vs_mesh(table: dict, metrics: tuple[str, ...]) -> dict[str, bool | None]:
     """Per metric: the learnt keypoints' row at least as good as the mesh's ("ours";
     None: not measured), the issue's bar for making `--keypoints learned` the default."""
@@ -327,10 +332,8 @@ def learned_vs_mesh(table: dict, metrics: tuple[str, ...]) -> dict[str, bool | N
         got, mesh = table.get(LEARNED, {}).get(metric), table["ours"].get(metric)
         if got is None or mesh is None:
             out[metric] = None
-        elif metric in HIGHER_BETTER:
-            out[metric] = got >= mesh
         else:
-            out[metric] = got <= mesh
+            out[metric] = _goodness(metric, got) >= _goodness(metric, mesh)
     return out
 
 
@@ -342,8 +345,6 @@ def beats_baselines(table: dict, metrics: tuple[str, ...]) -> dict[str, bool | N
         base = [table[m].get(metric) for m in ("affine", "no_motion")]
         if ours is None or any(b is None for b in base):
             out[metric] = None
-        elif metric in HIGHER_BETTER:
-            out[metric] = all(ours > b for b in base)
         else:
-            out[metric] = all(ours < b for b in base)
+            out[metric] = all(_goodness(metric, ours) > _goodness(metric, b) for b in base)
     return out
