@@ -327,6 +327,19 @@ def test_tiny_detector_learns_self_blends_and_ships_calibrated_weights(astro_set
     assert weights.stat().st_size < 8 * 2**20
 
 
+def test_input_size_override_reaches_the_network_its_weights_and_resume(astro_set, tmp_path):
+    from likeness.detector.model import DetectorModel
+
+    trainer = _train(astro_set, tmp_path / "run", steps=2, checkpoint_every=2, input_size=96)
+    assert trainer.config.input_size == 96  # the tiny preset reads 64
+    model = DetectorModel.from_pretrained(tmp_path / "run" / "weights")
+    assert model.config.input_size == 96
+    resumed = _train(astro_set, tmp_path / "run", steps=1, resume=True)
+    assert resumed.config.input_size == 96
+    with pytest.raises(InputError, match="input_size"):
+        _train(astro_set, tmp_path / "bad", steps=1, input_size=20)
+
+
 def test_resume_continues_exactly(astro_set, tmp_path):
     straight = _train(astro_set, tmp_path / "a", steps=6, checkpoint_every=3)
     _train(astro_set, tmp_path / "b", steps=3, checkpoint_every=3)
@@ -654,3 +667,24 @@ def test_leave_one_family_out_bench_holds_each_kind_out(two_family_set, tmp_path
         detector_lofo.run(tmp_path, quick=True, pack=two_family_set, steps=21)
     with pytest.raises(InputError, match="needs --pack"):
         detector_lofo.run(tmp_path)
+
+
+def test_leave_one_family_out_bench_runs_chosen_kinds_at_a_chosen_size(two_family_set, tmp_path):
+    from likeness.bench import detector_lofo
+    from likeness.detector.model import DetectorModel
+
+    path = detector_lofo.run(
+        tmp_path, quick=True, pack=two_family_set, steps=20, input_size=96, kinds=["lowres"]
+    )
+    result = json.loads(path.read_text())
+    assert list(result["matrix"]) == ["lowres", "none (reference)"]
+    assert result["protocol"]["input_size"] == 96 and result["complete"] is True
+    for run in ("lowres", "all"):
+        weights = tmp_path / detector_lofo.RUNS / run / "weights"
+        assert DetectorModel.from_pretrained(weights).config.input_size == 96
+    with pytest.raises(InputError, match="another protocol"):  # same folder, preset size
+        detector_lofo.run(tmp_path, quick=True, pack=two_family_set, steps=20, kinds=["lowres"])
+    with pytest.raises(InputError, match="not in the test split"):
+        detector_lofo.run(tmp_path / "b", quick=True, pack=two_family_set, kinds=["swap"])
+    with pytest.raises(InputError, match="unknown"):
+        detector_lofo.run(tmp_path / "b", quick=True, pack=two_family_set, kinds=["nope"])

@@ -66,7 +66,13 @@ def init_families(weights: Path) -> tuple[str, ...]:
 
 
 def _train(
-    data: Path, out: Path, left_out: str | None, steps: int, quick: bool, init: Path | None
+    data: Path,
+    out: Path,
+    left_out: str | None,
+    steps: int,
+    quick: bool,
+    init: Path | None,
+    input_size: int | None = None,
 ) -> tuple[Path, float]:
     """Train (or resume, or reuse) the run in `out`; its final weights and the training
     time it took over all its chunks."""
@@ -81,6 +87,9 @@ def _train(
         "exclude_families": [left_out] if left_out else [],
         "seed": 0,
     }
+    if input_size:
+        # Only when asked: runs made before the option keep matching their protocol.json.
+        overrides["input_size"] = input_size
     marker = out / "protocol.json"
     resume = (out / CHECKPOINT).is_file()
     if resume:
@@ -167,6 +176,8 @@ def run(
     pack: Path | None = None,
     steps: int | None = None,
     weights: Path | None = None,
+    input_size: int | None = None,
+    kinds: list[str] | None = None,
 ) -> Path:
     """Train one detector per left-out kind (and one with none left out) on the FAKES
     folder `pack`, test each on its test split, write detector_lofo.json and .png.
@@ -178,6 +189,9 @@ def run(
         steps: training steps per run (default 600; quick 40).
         weights: start every run from this detector instead of from scratch (cheaper on
             a CPU); kinds it was trained on cannot be held out and are skipped.
+        input_size: the network's input resolution in every run (default the preset's).
+        kinds: hold out only these kinds (default every kind in the set); the reference
+            run (nothing held out) is always made.
     Returns:
         The path of detector_lofo.json.
     Raises:
@@ -199,6 +213,14 @@ def run(
     if not data.select("test", label=0) or not present:
         raise InputError(f"{Path(pack).name} has no real and fake crops in its test split")
     seen_by_init = init_families(weights) if weights is not None else ()
+    if kinds:
+        unknown = sorted(set(kinds) - set(KINDS))
+        if unknown:
+            raise InputError(f"--kind: unknown {', '.join(unknown)}; use {', '.join(KINDS)}")
+        missing = sorted(set(kinds) - present)
+        if missing:
+            raise InputError(f"--kind: {', '.join(missing)} not in the test split of {pack}")
+        present = set(kinds)
     held = sorted(present - set(seen_by_init), key=list(KINDS).index)
     if not held:
         raise InputError(f"--weights {weights} was trained on every kind in the set")
@@ -210,6 +232,7 @@ def run(
     protocol = {
         "steps_per_run": steps,
         "preset": "tiny" if quick else "small",
+        "input_size": input_size or "the preset's",
         "from": f"the detector in {weights}" if weights else "scratch",
         "init_trained_on": list(seen_by_init),
         "seed": 0,
@@ -222,7 +245,9 @@ def run(
         name = left_out or "none (reference)"
         t0 = time.perf_counter()
         run = runs / (left_out or "all")
-        trained, training[name] = _train(Path(pack), run, left_out, steps, quick, weights)
+        trained, training[name] = _train(
+            Path(pack), run, left_out, steps, quick, weights, input_size
+        )
         rows[name] = _score(trained, data, samples)
         seconds[name] = round(time.perf_counter() - t0, 1)
         complete = len(rows) == len(order)

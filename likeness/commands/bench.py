@@ -57,6 +57,20 @@ def register(app: typer.Typer) -> None:
         rounds: int | None = typer.Option(
             None, "--rounds", min=1, help="scan: runs of each backend, taking turns (default 2)."
         ),
+        input_size: int | None = typer.Option(
+            None,
+            "--input-size",
+            min=32,
+            max=512,
+            help="detector_lofo: the network's input resolution for every run (default: the "
+            "preset's, 160 px; the crop is 256).",
+        ),
+        kind: list[str] = typer.Option(
+            [],
+            "--kind",
+            help="detector_lofo: hold out only this kind (repeatable; default every kind); "
+            "the reference run is always made.",
+        ),
         pairs: Path | None = typer.Option(
             None,
             "--pairs",
@@ -78,12 +92,14 @@ def register(app: typer.Typer) -> None:
                 f"benchmark {name!r} is not available in this build ({err.name})"
             ) from err
         given = {"weights": weights, "pack": pack, "steps": steps, "clips": clips,
-                 "rounds": rounds, "pairs": pairs}  # fmt: skip
+                 "rounds": rounds, "pairs": pairs, "input_size": input_size,
+                 "kinds": kind or None}  # fmt: skip
         options = {k: v for k, v in given.items() if v is not None}
         accepted = inspect.signature(module.run).parameters
         for key in options:
             if key not in accepted:
-                raise InputError(f"--{key} does not apply to the {name} benchmark")
+                flag = {"kinds": "kind"}.get(key, key).replace("_", "-")
+                raise InputError(f"--{flag} does not apply to the {name} benchmark")
         out_dir.mkdir(parents=True, exist_ok=True)
         path = module.run(out_dir, quick=quick, **options)
         console.print(f"{name} benchmark written to {safe(path)}")

@@ -7,7 +7,7 @@ cannot drift apart silently.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from likeness.config import JsonConfig
@@ -107,6 +107,11 @@ class TrainConfig(JsonConfig):
     config_name: ClassVar[str] = "detector training config"
 
     preset: str = "small"
+    # Input resolution of the network, overriding the preset's (0 keeps it): the crop is
+    # 256 px and the small preset reads it at 160, which drops the highest frequencies
+    # a blend or a renderer leaves (issue 12 asks for the size to be chosen by what
+    # transfers; see the model card's resolution runs).
+    input_size: int = 0
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -159,7 +164,9 @@ class TrainConfig(JsonConfig):
         return super().from_dict(data, what)
 
     def validate(self) -> None:
-        preset(self.preset)
+        model = preset(self.preset)
+        if self.input_size:
+            replace(model, input_size=self.input_size).validate()
         if self.calibration not in ("platt", "isotonic"):
             raise InputError(f"calibration must be platt or isotonic, not {self.calibration!r}")
         if not 0 < self.target_fpr < 1:
