@@ -136,3 +136,23 @@ def test_init_must_be_a_weights_folder_and_mode_must_exist(tiny_pack, tmp_path):
     with pytest.raises(InputError, match="joint or extractor"):
         Trainer(tiny_pack, tmp_path / "r", overrides={**EXTRACTOR, "mode": "renderer"})
     assert not (tmp_path / "r" / "checkpoint.pt").exists()
+
+
+def test_damage_jpeg_codes_rgb_so_fine_red_detail_survives_as_in_any_jpeg():
+    """The extractor's JPEG damage goes through the project's RGB round trip: red detail
+    rides on luma (0.299 of it) and keeps its contrast; RGB handed to OpenCV as BGR puts
+    it on blue's 0.114 and loses it to chroma subsampling (what it did before)."""
+    import cv2
+
+    from likeness.generator.extractor_data import damage
+
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[:, ::2, 0] = 255  # one-pixel red stripes on black
+    only_jpeg = ExtractorAugment(colour=0, grey=0, blur=0, noise=0, lowres=0, jpeg=1.0)
+    out = damage(image, np.random.default_rng(0), only_jpeg)
+    contrast = float(np.abs(np.diff(out[..., 0].astype(float), axis=1)).mean())
+    # The swapped path at the best quality damage draws (90) against any of its draws.
+    _, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    swapped = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    lost = float(np.abs(np.diff(swapped[..., 0].astype(float), axis=1)).mean())
+    assert contrast > 1.5 * lost, (contrast, lost)

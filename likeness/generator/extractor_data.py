@@ -23,6 +23,7 @@ from likeness.faces.geometry import affine_scale, apply_affine_3d
 from likeness.generator import keypoints as kpt
 from likeness.generator.config import ExtractorAugment
 from likeness.generator.data import Clip, _flip
+from likeness.media.codecs import jpeg_roundtrip
 
 
 @dataclass
@@ -82,9 +83,9 @@ def damage(image: np.ndarray, rng: np.random.Generator, aug: ExtractorAugment) -
         tiny = cv2.resize(out, (small, small), interpolation=cv2.INTER_AREA)
         out = cv2.resize(tiny, (size, size))
     if rng.random() < aug.jpeg:
-        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 91))])
-        if ok:
-            out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        # Through the project's one JPEG round trip: OpenCV codes BGR, and RGB handed to
+        # it straight would have its chroma subsampled on swapped channels.
+        out = jpeg_roundtrip(out, int(rng.integers(25, 91)))
     return out
 
 
