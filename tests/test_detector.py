@@ -556,6 +556,31 @@ def test_grey_and_degraded_views_look_like_the_real_footage_they_stand_for():
     assert np.array_equal(same, rgb)  # both off: untouched
 
 
+def test_sharpen_raises_detail_keeps_the_picture_and_leaves_other_runs_alone():
+    import cv2
+
+    from likeness.detector.config import AugmentConfig
+    from likeness.detector.data import augment
+
+    rgb = np.full((256, 256, 3), 128, np.uint8)
+    rgb[:, 128:] = 160  # one soft edge, blurred as a face's would be
+    rgb = cv2.GaussianBlur(rgb, (0, 0), 2.0)
+    off = dict(flip=0, colour=0, crop=0, blur=0, resize=0, jpeg=0, h264=0, noise=0)
+    sharp = augment(rgb, AugmentConfig(**off, sharpen=1.0), np.random.default_rng(0), 256)
+
+    def detail(img):
+        return float(np.var(cv2.Laplacian(img[..., 0].astype(np.float32), cv2.CV_32F)))
+
+    assert detail(sharp) > 1.5 * detail(rgb)
+    assert abs(float(sharp.mean()) - float(rgb.mean())) < 1.0  # same picture, crisper
+    # Off (the default), it draws nothing: a run without it keeps its random stream.
+    a = np.random.default_rng(5)
+    augment(rgb, AugmentConfig(), a, 128)
+    b = np.random.default_rng(5)
+    augment(rgb, AugmentConfig(sharpen=0.0), b, 128)
+    assert a.random() == b.random()
+
+
 def test_left_out_family_never_reaches_a_batch(astro_set):
     from likeness.datasets.fakes_format import FakesSet
     from likeness.detector.config import TrainConfig, preset

@@ -54,6 +54,14 @@ def _degrade(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(cv2.resize(small, (w, h), interpolation=up), 0, 255).astype(np.uint8)
 
 
+def _sharpen(rgb: np.ndarray, rng: np.random.Generator, width: int) -> np.ndarray:
+    """An unsharp mask of random radius and amount (see AugmentConfig.sharpen)."""
+    img = np.ascontiguousarray(rgb).astype(np.float32)
+    soft = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.6, 1.5) * width / 256)
+    out = img + rng.uniform(0.5, 1.5) * (img - soft)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
 def augment(
     rgb: np.ndarray,
     cfg: AugmentConfig,
@@ -88,6 +96,8 @@ def augment(
             mask = cv2.resize(part, (mw, mh), interpolation=cv2.INTER_LINEAR)
     if rng.random() < cfg.blur:
         out = cv2.GaussianBlur(np.ascontiguousarray(out), (0, 0), rng.uniform(0.4, 1.6) * w / 256)
+    if cfg.sharpen > 0 and rng.random() < cfg.sharpen:
+        out = _sharpen(out, rng, w)
     if rng.random() < cfg.resize:
         f = rng.uniform(0.35, 0.9)
         small = cv2.resize(
