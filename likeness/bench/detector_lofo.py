@@ -244,9 +244,9 @@ def run(
     for left_out in order:
         name = left_out or "none (reference)"
         t0 = time.perf_counter()
-        run = runs / (left_out or "all")
+        folder = runs / (left_out or "all")
         trained, training[name] = _train(
-            Path(pack), run, left_out, steps, quick, weights, input_size
+            Path(pack), folder, left_out, steps, quick, weights, input_size
         )
         rows[name] = _score(trained, data, samples)
         seconds[name] = round(time.perf_counter() - t0, 1)

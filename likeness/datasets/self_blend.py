@@ -64,12 +64,9 @@ def _sharpness(rgb: np.ndarray, size: float, cfg: SelfBlendConfig, rng: np.rando
     if rng.random() >= cfg.blur_or_sharpen:
         return rgb, "none"
     sigma = max(0.5, size * rng.uniform(0.004, 0.012))
-    blurred = cv2.GaussianBlur(rgb, (0, 0), sigma)
     if rng.random() < 0.5:
-        return blurred, "blur"
-    amount = rng.uniform(0.5, 1.5)
-    sharp = cv2.addWeighted(rgb, 1 + amount, blurred, -amount, 0)
-    return sharp, "sharpen"
+        return cv2.GaussianBlur(rgb, (0, 0), sigma), "blur"
+    return fg.unsharp(rgb, sigma, rng.uniform(0.5, 1.5)), "sharpen"
 
 
 def _geometry(

@@ -173,10 +173,14 @@ class TrainConfig(JsonConfig):
                 data[name] = [v.strip() for v in data[name].split(",") if v.strip()]
         return super().from_dict(data, what)
 
-    def validate(self) -> None:
+    def model(self) -> DetectorConfig:
+        """The network a new run of this config builds: its preset, with `input_size`
+        in place of the preset's when set."""
         model = preset(self.preset)
-        if self.input_size:
-            replace(model, input_size=self.input_size).validate()
+        return replace(model, input_size=self.input_size) if self.input_size else model
+
+    def validate(self) -> None:
+        self.model().validate()
         if self.calibration not in ("platt", "isotonic"):
             raise InputError(f"calibration must be platt or isotonic, not {self.calibration!r}")
         if not 0 < self.target_fpr < 1:

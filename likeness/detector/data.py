@@ -15,6 +15,7 @@ import torch
 
 from likeness.datasets.fakes_format import FakesSet, Sample
 from likeness.datasets.families import make_forgery, needs_donor
+from likeness.datasets.forgery import unsharp
 from likeness.detector.config import AugmentConfig, DetectorConfig, TrainConfig
 from likeness.errors import InputError
 from likeness.media import codecs
@@ -54,14 +55,6 @@ def _degrade(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(cv2.resize(small, (w, h), interpolation=up), 0, 255).astype(np.uint8)
 
 
-def _sharpen(rgb: np.ndarray, rng: np.random.Generator, width: int) -> np.ndarray:
-    """An unsharp mask of random radius and amount (see AugmentConfig.sharpen)."""
-    img = np.ascontiguousarray(rgb).astype(np.float32)
-    soft = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.6, 1.5) * width / 256)
-    out = img + rng.uniform(0.5, 1.5) * (img - soft)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
-
-
 def augment(
     rgb: np.ndarray,
     cfg: AugmentConfig,
@@ -97,7 +90,8 @@ def augment(
     if rng.random() < cfg.blur:
         out = cv2.GaussianBlur(np.ascontiguousarray(out), (0, 0), rng.uniform(0.4, 1.6) * w / 256)
     if cfg.sharpen > 0 and rng.random() < cfg.sharpen:
-        out = _sharpen(out, rng, w)
+        sigma = rng.uniform(0.6, 1.5) * w / 256
+        out = unsharp(np.ascontiguousarray(out), sigma, rng.uniform(0.5, 1.5))
     if rng.random() < cfg.resize:
         f = rng.uniform(0.35, 0.9)
         small = cv2.resize(

@@ -131,8 +131,8 @@ class Trainer:
         ckpt, train, config = open_run(
             self.out, resume, train, overrides, TrainConfig, DetectorConfig, preset
         )
-        if train.input_size and ckpt is None:
-            config = dataclasses.replace(config, input_size=train.input_size)
+        if ckpt is None:
+            config = train.model()  # the preset, with this run's input_size
         self.train, self.config = train, config
         if train.num_threads > 0:
             torch.set_num_threads(train.num_threads)
