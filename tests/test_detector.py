@@ -713,3 +713,32 @@ def test_leave_one_family_out_bench_runs_chosen_kinds_at_a_chosen_size(two_famil
         detector_lofo.run(tmp_path / "b", quick=True, pack=two_family_set, kinds=["swap"])
     with pytest.raises(InputError, match="unknown"):
         detector_lofo.run(tmp_path / "b", quick=True, pack=two_family_set, kinds=["nope"])
+
+
+def test_leave_one_family_out_bench_trains_every_run_with_a_recipe(two_family_set, tmp_path):
+    import torch
+
+    from likeness.bench import detector_lofo
+    from likeness.training import CHECKPOINT
+
+    recipe = tmp_path / "sharp.json"
+    recipe.write_text(json.dumps({"augment": {"sharpen": 0.5}}))
+    out = tmp_path / "bench"
+    path = detector_lofo.run(
+        out, quick=True, pack=two_family_set, steps=20, kinds=["lowres"], config=recipe
+    )
+    result = json.loads(path.read_text())
+    assert result["protocol"]["recipe"] == {"augment": {"sharpen": 0.5}}
+    for run in ("lowres", "all"):
+        ckpt = torch.load(out / detector_lofo.RUNS / run / CHECKPOINT, weights_only=False)
+        assert ckpt["train"]["augment"]["sharpen"] == 0.5
+        assert list(ckpt["train"]["exclude_families"]) == (["lowres"] if run == "lowres" else [])
+    # Runs made without the recipe are another protocol, and the recipe cannot move the
+    # protocol's own fields or name a field TrainConfig lacks.
+    with pytest.raises(InputError, match="another protocol"):
+        detector_lofo.run(out, quick=True, pack=two_family_set, steps=20, kinds=["lowres"])
+    for bad, match in (({"steps": 5}, "fixed by the protocol"), ({"nope": 1}, "nope")):
+        recipe.write_text(json.dumps(bad))
+        with pytest.raises(InputError, match=match):
+            detector_lofo.run(tmp_path / "b", quick=True, pack=two_family_set, config=recipe)
+    assert not (tmp_path / "b").exists()

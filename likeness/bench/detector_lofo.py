@@ -13,7 +13,9 @@ every other kind (seen in training). One more run with nothing left out is the
 reference row. Same preset, seed and schedule for every run, so rows differ only in
 what was left out. With `--weights`, every run starts from that detector (a CPU can
 afford a fine-tune where it cannot afford training from scratch), and only kinds the
-starting detector never saw are held out.
+starting detector never saw are held out. With `--config`, every run trains with that
+recipe (TrainConfig fields, e.g. `{"augment": {"sharpen": 0.3}}`) under the protocol's
+own fields, which the recipe may not set.
 
 Writes detector_lofo.json (the matrix, per-run details, a Markdown table) and
 detector_lofo.png (held-out kind x tested kind, video AUC, the unseen cells outlined),
@@ -50,6 +52,11 @@ RUNS = "detector_lofo-runs"
 # Validate and checkpoint this many times in a run: an interrupted run resumes from its
 # last quarter, and validation costs about 3 s of a 600-step run's 6 minutes.
 CHECKPOINTS = 4
+# TrainConfig fields the protocol sets for every run (a --config recipe may not).
+PROTOCOL_FIELDS = frozenset(
+    {"init", "preset", "steps", "warmup", "checkpoint_every", "exclude_families", "seed",
+     "input_size"}
+)  # fmt: skip
 
 
 # What the first shipped detector (likeness-detector-s v1, before dense supervision)
@@ -73,12 +80,13 @@ def _train(
     quick: bool,
     init: Path | None,
     input_size: int | None = None,
+    recipe: dict | None = None,
 ) -> tuple[Path, float]:
     """Train (or resume, or reuse) the run in `out`; its final weights and the training
     time it took over all its chunks."""
     from likeness.detector.train import Trainer
 
-    overrides = {
+    protocol = {
         "init": str(init) if init else "",
         "preset": "tiny" if quick else "small",
         "steps": steps,
@@ -89,7 +97,9 @@ def _train(
     }
     if input_size:
         # Only when asked: runs made before the option keep matching their protocol.json.
-        overrides["input_size"] = input_size
+        protocol["input_size"] = input_size
+    # The recipe first, so that runs without one keep matching their protocol.json.
+    overrides = {**(recipe or {}), **protocol}
     marker = out / "protocol.json"
     resume = (out / CHECKPOINT).is_file()
     if resume:
@@ -113,6 +123,23 @@ def _train(
             # it instead of going on to the next kind (the same command resumes it).
             raise KeyboardInterrupt
     return out / "weights", trainer.state.seconds
+
+
+def read_recipe(path: Path) -> dict:
+    """The training recipe in the JSON file `path`: TrainConfig fields the protocol leaves
+    free (checked here, before the first run starts, not an hour into the bench)."""
+    from likeness.detector.config import TrainConfig
+    from likeness.detector.train import config_overrides
+
+    recipe = config_overrides(path)
+    fixed = sorted(set(recipe) & PROTOCOL_FIELDS)
+    if fixed:
+        raise InputError(
+            f"--config {Path(path).name}: {', '.join(fixed)} are fixed by the protocol "
+            "(use --steps, --input-size, --weights)"
+        )
+    TrainConfig.from_dict(recipe)  # unknown fields and bad values fail now
+    return recipe
 
 
 def _score(weights: Path, data, samples) -> dict:
@@ -178,6 +205,7 @@ def run(
     weights: Path | None = None,
     input_size: int | None = None,
     kinds: list[str] | None = None,
+    config: Path | None = None,
 ) -> Path:
     """Train one detector per left-out kind (and one with none left out) on the FAKES
     folder `pack`, test each on its test split, write detector_lofo.json and .png.
@@ -192,6 +220,8 @@ def run(
         input_size: the network's input resolution in every run (default the preset's).
         kinds: hold out only these kinds (default every kind in the set); the reference
             run (nothing held out) is always made.
+        config: a training recipe JSON (TrainConfig fields other than the protocol's)
+            for every run.
     Returns:
         The path of detector_lofo.json.
     Raises:
@@ -206,6 +236,7 @@ def run(
     steps = steps or (40 if quick else DEFAULT_STEPS)
     if steps < 1:
         raise InputError(f"--steps must be 1 or more, got {steps}")
+    recipe = read_recipe(config) if config is not None else {}
     started = time.perf_counter()
     data = FakesSet.open(pack)
     samples = data.select("test")
@@ -236,6 +267,7 @@ def run(
         "from": f"the detector in {weights}" if weights else "scratch",
         "init_trained_on": list(seen_by_init),
         "seed": 0,
+        "recipe": recipe,
         "test": "test split of the FAKES folder (identities never trained on)",
         "kinds": {k: list(v) for k, v in KINDS.items()},
         "runs": str(runs),
@@ -246,7 +278,7 @@ def run(
         t0 = time.perf_counter()
         folder = runs / (left_out or "all")
         trained, training[name] = _train(
-            Path(pack), folder, left_out, steps, quick, weights, input_size
+            Path(pack), folder, left_out, steps, quick, weights, input_size, recipe
         )
         rows[name] = _score(trained, data, samples)
         seconds[name] = round(time.perf_counter() - t0, 1)

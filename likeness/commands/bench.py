@@ -71,6 +71,12 @@ def register(app: typer.Typer) -> None:
             help="detector_lofo: hold out only this kind (repeatable; default every kind); "
             "the reference run is always made.",
         ),
+        config: Path | None = typer.Option(
+            None,
+            "--config",
+            help="detector_lofo: a training recipe JSON for every run (TrainConfig fields, "
+            'e.g. {"augment": {"sharpen": 0.3}}); the protocol\'s own fields are fixed.',
+        ),
         pairs: Path | None = typer.Option(
             None,
             "--pairs",
@@ -93,7 +99,7 @@ def register(app: typer.Typer) -> None:
             ) from err
         given = {"weights": weights, "pack": pack, "steps": steps, "clips": clips,
                  "rounds": rounds, "pairs": pairs, "input_size": input_size,
-                 "kinds": kind or None}  # fmt: skip
+                 "kinds": kind or None, "config": config}  # fmt: skip
         options = {k: v for k, v in given.items() if v is not None}
         accepted = inspect.signature(module.run).parameters
         for key in options:
