@@ -725,18 +725,22 @@ def test_leave_one_family_out_bench_trains_every_run_with_a_recipe(two_family_se
     recipe.write_text(json.dumps({"augment": {"sharpen": 0.5}}))
     out = tmp_path / "bench"
     path = detector_lofo.run(
-        out, quick=True, pack=two_family_set, steps=20, kinds=["lowres"], config=recipe
+        out, quick=True, pack=two_family_set, steps=20, kinds=["lowres"], config=recipe, seed=3
     )
     result = json.loads(path.read_text())
     assert result["protocol"]["recipe"] == {"augment": {"sharpen": 0.5}}
+    assert result["protocol"]["seed"] == 3
     for run in ("lowres", "all"):
         ckpt = torch.load(out / detector_lofo.RUNS / run / CHECKPOINT, weights_only=False)
-        assert ckpt["train"]["augment"]["sharpen"] == 0.5
+        assert ckpt["train"]["augment"]["sharpen"] == 0.5 and ckpt["train"]["seed"] == 3
         assert list(ckpt["train"]["exclude_families"]) == (["lowres"] if run == "lowres" else [])
-    # Runs made without the recipe are another protocol, and the recipe cannot move the
-    # protocol's own fields or name a field TrainConfig lacks.
-    with pytest.raises(InputError, match="another protocol"):
-        detector_lofo.run(out, quick=True, pack=two_family_set, steps=20, kinds=["lowres"])
+    # Runs made without the recipe, or under another seed, are another protocol, and the
+    # recipe cannot move the protocol's own fields or name a field TrainConfig lacks.
+    for other in ({"seed": 3}, {"config": recipe}):
+        with pytest.raises(InputError, match="another protocol"):
+            detector_lofo.run(
+                out, quick=True, pack=two_family_set, steps=20, kinds=["lowres"], **other
+            )
     for bad, match in (({"steps": 5}, "fixed by the protocol"), ({"nope": 1}, "nope")):
         recipe.write_text(json.dumps(bad))
         with pytest.raises(InputError, match=match):

@@ -15,7 +15,9 @@ what was left out. With `--weights`, every run starts from that detector (a CPU 
 afford a fine-tune where it cannot afford training from scratch), and only kinds the
 starting detector never saw are held out. With `--config`, every run trains with that
 recipe (TrainConfig fields, e.g. `{"augment": {"sharpen": 0.3}}`) under the protocol's
-own fields, which the recipe may not set.
+own fields, which the recipe may not set. With `--seed`, every run draws from that seed
+instead of 0 (the same protocol again under another draw: how much of a difference
+between two tables is run-to-run noise).
 
 Writes detector_lofo.json (the matrix, per-run details, a Markdown table) and
 detector_lofo.png (held-out kind x tested kind, video AUC, the unseen cells outlined),
@@ -81,6 +83,7 @@ def _train(
     init: Path | None,
     input_size: int | None = None,
     recipe: dict | None = None,
+    seed: int = 0,
 ) -> tuple[Path, float]:
     """Train (or resume, or reuse) the run in `out`; its final weights and the training
     time it took over all its chunks."""
@@ -93,7 +96,7 @@ def _train(
         "warmup": max(1, min(100, steps // 10)),
         "checkpoint_every": max(1, steps // CHECKPOINTS),
         "exclude_families": [left_out] if left_out else [],
-        "seed": 0,
+        "seed": seed,
     }
     if input_size:
         # Only when asked: runs made before the option keep matching their protocol.json.
@@ -206,6 +209,7 @@ def run(
     input_size: int | None = None,
     kinds: list[str] | None = None,
     config: Path | None = None,
+    seed: int = 0,
 ) -> Path:
     """Train one detector per left-out kind (and one with none left out) on the FAKES
     folder `pack`, test each on its test split, write detector_lofo.json and .png.
@@ -222,6 +226,7 @@ def run(
             run (nothing held out) is always made.
         config: a training recipe JSON (TrainConfig fields other than the protocol's)
             for every run.
+        seed: the random seed of every run (default 0).
     Returns:
         The path of detector_lofo.json.
     Raises:
@@ -266,7 +271,7 @@ def run(
         "input_size": input_size or "the preset's",
         "from": f"the detector in {weights}" if weights else "scratch",
         "init_trained_on": list(seen_by_init),
-        "seed": 0,
+        "seed": seed,
         "recipe": recipe,
         "test": "test split of the FAKES folder (identities never trained on)",
         "kinds": {k: list(v) for k, v in KINDS.items()},
@@ -278,7 +283,7 @@ def run(
         t0 = time.perf_counter()
         folder = runs / (left_out or "all")
         trained, training[name] = _train(
-            Path(pack), folder, left_out, steps, quick, weights, input_size, recipe
+            Path(pack), folder, left_out, steps, quick, weights, input_size, recipe, seed
         )
         rows[name] = _score(trained, data, samples)
         seconds[name] = round(time.perf_counter() - t0, 1)

@@ -77,6 +77,13 @@ def register(app: typer.Typer) -> None:
             help="detector_lofo: a training recipe JSON for every run (TrainConfig fields, "
             'e.g. {"augment": {"sharpen": 0.3}}); the protocol\'s own fields are fixed.',
         ),
+        seed: int | None = typer.Option(
+            None,
+            "--seed",
+            min=0,
+            help="detector_lofo: the random seed of every run (default 0); the same "
+            "protocol under another draw says how much of a difference is noise.",
+        ),
         pairs: Path | None = typer.Option(
             None,
             "--pairs",
@@ -99,7 +106,8 @@ def register(app: typer.Typer) -> None:
             ) from err
         given = {"weights": weights, "pack": pack, "steps": steps, "clips": clips,
                  "rounds": rounds, "pairs": pairs, "input_size": input_size,
-                 "kinds": kind or None, "config": config}  # fmt: skip
+                 "kinds": kind or None, "config": config,
+                 "seed": seed}  # fmt: skip
         options = {k: v for k, v in given.items() if v is not None}
         accepted = inspect.signature(module.run).parameters
         for key in options:
