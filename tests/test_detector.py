@@ -673,6 +673,11 @@ def test_leave_one_family_out_bench_holds_each_kind_out(two_family_set, tmp_path
             assert 0 <= cells[kind]["auc"] <= 1 and cells[kind]["n_real"] > 0, (name, kind)
         assert cells["swap"] == {}  # not in the set
     assert set(result["held_out_video_auc"]) == {"sbi", "lowres"}
+    # Each run is also read at its best-validation checkpoint, the step it was kept at.
+    best = result["matrix_best_checkpoint"]
+    assert set(best) == set(result["matrix"])
+    assert all(1 <= row["step"] <= 20 and 0 <= row["sbi"]["auc"] <= 1 for row in best.values())
+    assert set(result["held_out_video_auc_best_checkpoint"]) == {"sbi", "lowres"}
     assert "**" in result["table_markdown"] and (tmp_path / "detector_lofo.png").is_file()
     assert result["complete"] is True
     assert set(result["training_seconds_per_run"]) == set(result["matrix"])
