@@ -180,6 +180,22 @@ def test_metrics_on_known_cases():
     assert np.isnan(metrics.auc([1, 1], [0.2, 0.3]))
 
 
+def test_auc_interval_brackets_the_auc_and_narrows_with_more_videos():
+    assert metrics.auc_interval([0, 0, 1, 1], [0.1, 0.2, 0.7, 0.9]) == (1.0, 1.0)
+    assert all(np.isnan(metrics.auc_interval([1, 1], [0.2, 0.3])))
+    rng = np.random.default_rng(5)
+    widths = []
+    for n in (28, 280):
+        y = np.repeat([0, 1], n)
+        s = np.concatenate([rng.normal(0, 1, n), rng.normal(0.8, 1, n)])
+        low, high = metrics.auc_interval(y, s)
+        assert low < metrics.auc(y, s) < high
+        assert metrics.auc_interval(y, s) == (low, high)  # seeded: the same interval
+        widths.append(high - low)
+    # A 28-against-28 AUC is uncertain by about +-0.1; ten times the videos, ~sqrt 10 less.
+    assert 0.15 < widths[0] < 0.4 and 2.3 < widths[0] / widths[1] < 4.3
+
+
 # --- a small training set from the astronaut -------------------------------------------
 
 
@@ -671,6 +687,8 @@ def test_leave_one_family_out_bench_holds_each_kind_out(two_family_set, tmp_path
         assert set(cells) == set(detector_lofo.KINDS)
         for kind in ("sbi", "lowres"):
             assert 0 <= cells[kind]["auc"] <= 1 and cells[kind]["n_real"] > 0, (name, kind)
+            low, high = cells[kind]["auc_ci95"]
+            assert low <= cells[kind]["auc"] <= high, (name, kind)
         assert cells["swap"] == {}  # not in the set
     assert set(result["held_out_video_auc"]) == {"sbi", "lowres"}
     # Each run is also read at its best-validation checkpoint, the step it was kept at.

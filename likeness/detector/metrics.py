@@ -29,6 +29,39 @@ def auc(labels, scores) -> float:
     return float(roc_auc_score(*data))
 
 
+def auc_interval(
+    labels, scores, level: float = 0.95, draws: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """A percentile bootstrap interval of the AUC, each class resampled on its own (so
+    every draw keeps the class sizes). Why: the test split holds 28 real videos and
+    17-34 fake videos of each kind, and a video AUC read on so few moves by 0.07-0.09
+    (one standard deviation, 2026-12-02), more than most differences between recipes.
+
+    Args:
+        labels, scores: as for `auc` (one entry per video, or per crop).
+        level: the interval's coverage.
+        draws: bootstrap resamples.
+        seed: of the resampling, so the same scores give the same interval.
+    Returns:
+        (low, high); NaNs when a class is missing.
+    """
+    data = _arrays(labels, scores)
+    if data is None:
+        return float("nan"), float("nan")
+    y, s = data
+    real, fake = s[y == 0], s[y == 1]
+    rng = np.random.default_rng(seed)
+    r = real[rng.integers(0, len(real), (draws, len(real)))]
+    f = fake[rng.integers(0, len(fake), (draws, len(fake)))]
+    # Mann-Whitney: the share of (fake, real) pairs ranked right, ties counting half.
+    wins = (f[:, :, None] > r[:, None, :]).mean((1, 2)) + 0.5 * (
+        f[:, :, None] == r[:, None, :]
+    ).mean((1, 2))
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(wins, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def average_precision(labels, scores) -> float:
     data = _arrays(labels, scores)
     if data is None:
