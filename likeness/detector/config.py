@@ -104,10 +104,11 @@ class AugmentConfig(JsonConfig):
     # classes alike. Why: detectors trained without reenactment score a crop higher the
     # more high-frequency energy its face holds (correlation 0.48 on real test crops),
     # and this generator's faces hold less than real ones (Laplacian variance 0.62x), so
-    # they rank below real footage (held-out AUC 0.537 at 160 px, 0.330 at 256). At 0.3
-    # in the reenact-held-out run of the protocol: reenact 0.537 -> 0.585, lipsync 0.699
-    # -> 0.729, lowres 0.751 -> 0.782, swap 0.805 -> 0.816, sbi 0.726 -> 0.724 (one seed;
-    # the model card). Drawn only when above 0, so runs without it keep their stream.
+    # they rank below real footage (held-out AUC 0.537 at 160 px, 0.330 at 256). Off by
+    # default: at 0.3 the whole leave-one-family-out table (benchmarks/
+    # detector_lofo_sharpen) held its kinds out at a mean AUC of 0.606 against 0.626
+    # without, and two runs of one recipe and seed differ by more than that (the model
+    # card, 2026-12-02). Drawn only when above 0, so runs without it keep their stream.
     sharpen: float = 0.0
 
 
