@@ -190,7 +190,11 @@ def real_fpr_by_kind(samples, names, scores, labels, threshold: float) -> dict[s
     return dict(sorted(out.items()))
 
 
-def _group_metrics(labels, scores, families, group: tuple[str, ...], threshold: float) -> dict:
+def _group_metrics(
+    labels, scores, families, group: tuple[str, ...], threshold: float, interval: bool = False
+) -> dict:
+    """Metrics of the group's fakes against every real; with `interval`, also the AUC's
+    95 % bootstrap interval (`auc_ci95`)."""
     from likeness.detector import metrics
 
     families = np.asarray(families)
@@ -198,6 +202,8 @@ def _group_metrics(labels, scores, families, group: tuple[str, ...], threshold: 
     if not (np.isin(families, group)).any():
         return {}
     out = metrics.summary(labels[keep], scores[keep], 0.01)
+    if interval:
+        out["auc_ci95"] = list(metrics.auc_interval(labels[keep], scores[keep]))
     fake = scores[keep][labels[keep] == 1]
     out["detected_at_threshold"] = float(np.mean(fake > threshold)) if len(fake) else None
     return out
