@@ -660,6 +660,28 @@ def test_real_footage_kinds_come_from_the_corpus_notes():
     assert footage_kind("unknown-item", {}) == "video"
 
 
+def test_bench_reports_each_generator_checkpoint_apart():
+    from types import SimpleNamespace
+
+    from likeness.bench.detector import by_generator
+
+    # Videos: 4 real, 3 fakes of checkpoint A (all above every real), 3 of B (mixed).
+    rows = [("r0", 0, ""), ("r1", 0, ""), ("r2", 0, ""), ("r3", 0, ""),
+            ("a0", 1, "gen-A"), ("a1", 1, "gen-A"), ("a2", 1, "gen-A"),
+            ("b0", 1, "gen-B"), ("b1", 1, "gen-B"), ("b2", 1, "gen-B")]  # fmt: skip
+    samples = [SimpleNamespace(video=v, label=y, weights=w) for v, y, w in rows]
+    names = [v for v, _, _ in rows]
+    labels = np.array([y for _, y, _ in rows])
+    scores = np.array([0.1, 0.2, 0.3, 0.6, 0.8, 0.9, 0.95, 0.15, 0.5, 0.7])
+    out = by_generator(samples, names, scores, labels, threshold=0.65)
+    assert set(out) == {"gen-A", "gen-B"}
+    assert out["gen-A"]["auc"] == 1.0 and out["gen-A"]["n_fake"] == 3
+    assert out["gen-A"]["detected_at_threshold"] == 1.0
+    # B against the four reals: 0.15 beats 1 of 4, 0.5 beats 3, 0.7 beats 4 -> 8 / 12.
+    assert abs(out["gen-B"]["auc"] - 8 / 12) < 1e-9 and out["gen-B"]["n_real"] == 4
+    assert abs(out["gen-B"]["detected_at_threshold"] - 1 / 3) < 1e-9
+
+
 @pytest.fixture(scope="module")
 def two_family_set(tmp_path_factory, astronaut, face_stack) -> Path:
     """Real astronaut crops and sbi + lowres fakes in train, val and test."""
