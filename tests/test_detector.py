@@ -739,6 +739,30 @@ def test_leave_one_family_out_bench_holds_each_kind_out(two_family_set, tmp_path
         detector_lofo.run(tmp_path)
 
 
+def test_leave_one_family_out_bench_averages_several_seeds(two_family_set, tmp_path):
+    from likeness.bench import detector_lofo
+
+    path = detector_lofo.run(
+        tmp_path, quick=True, pack=two_family_set, steps=20, kinds=["lowres"], seed=3, seeds=2
+    )
+    result = json.loads(path.read_text())
+    assert result["seeds"] == [3, 4] and result["complete"] is True
+    per_seed = [json.loads((tmp_path / f"seed-{s}" / "detector_lofo.json").read_text())
+                for s in (3, 4)]  # fmt: skip
+    assert [r["protocol"]["seed"] for r in per_seed] == [3, 4]
+    for name in ("lowres", "none (reference)"):
+        for kind in ("sbi", "lowres"):
+            values = [r["matrix"][name][kind]["auc"] for r in per_seed]
+            cell = result["matrix"][name][kind]
+            assert cell["aucs"] == values
+            assert abs(cell["auc"] - np.mean(values)) < 1e-12
+            assert abs(cell["auc_sd"] - np.std(values, ddof=1)) < 1e-12
+    assert result["held_out_video_auc"]["lowres"] == result["matrix"]["lowres"]["lowres"]["auc"]
+    assert "±" in result["table_markdown"] and (tmp_path / "detector_lofo.png").is_file()
+    with pytest.raises(InputError, match="--seeds"):
+        detector_lofo.run(tmp_path / "x", quick=True, pack=two_family_set, seeds=0)
+
+
 def test_leave_one_family_out_bench_runs_chosen_kinds_at_a_chosen_size(two_family_set, tmp_path):
     from likeness.bench import detector_lofo
     from likeness.detector.model import DetectorModel
