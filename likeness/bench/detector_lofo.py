@@ -19,9 +19,12 @@ own fields, which the recipe may not set. With `--seed`, every run draws from th
 instead of 0 (the same protocol again under another draw: how much of a difference
 between two tables is run-to-run noise). With `--seeds N`, the whole protocol runs N
 times (seeds SEED .. SEED+N-1, each in OUT/seed-K with its own JSON and PNG) and
-OUT/detector_lofo.json holds every cell's mean and standard deviation over the seeds:
-one run tells recipes apart only by about 0.15 in a cell (four runs of one recipe held
-reenactment out at 0.37-0.59, 2026-12-02), the mean of four by about half that.
+OUT/detector_lofo.json holds every cell's mean and standard deviation over the seeds.
+Why: four runs of one recipe held reenactment out at 0.37-0.59 (standard deviation
+0.10, 2026-12-02), so one run tells recipes apart only by about 0.15 in a cell; a mean
+of four halves that training noise. The test split's own sampling noise (bootstrap
+standard deviation 0.07-0.09 a cell) is not averaged away, but it is the same test
+split for every recipe compared on it.
 
 Writes detector_lofo.json (the matrix, per-run details, a Markdown table) and
 detector_lofo.png (held-out kind x tested kind, video AUC, the unseen cells outlined),

@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
             min=1,
             help="detector_lofo: run the whole protocol this many times (seeds --seed "
             "onwards, each in OUT/seed-K) and report each cell's mean and standard "
-            "deviation: one run resolves about 0.15 in a cell.",
+            "deviation: runs of one recipe differ by about 0.10 in a cell.",
         ),
         pairs: Path | None = typer.Option(
             None,
