@@ -739,6 +739,30 @@ def test_leave_one_family_out_bench_holds_each_kind_out(two_family_set, tmp_path
         detector_lofo.run(tmp_path)
 
 
+def test_leave_one_family_out_scores_a_run_that_could_not_be_calibrated(two_family_set, tmp_path):
+    from likeness.bench import detector_lofo
+    from likeness.datasets.fakes_format import FakesSet
+    from likeness.detector.config import preset
+    from likeness.detector.model import Decision, DetectorModel, save_weights
+    from likeness.detector.network import FaceClassifier
+    from likeness.errors import ModelError
+
+    # A short run still worse than chance on validation is saved without calibration.json
+    # (the trainer will not fit an inverted calibration); CI met one at 20 steps.
+    torch.manual_seed(0)
+    folder = tmp_path / "weights"
+    save_weights(FaceClassifier(preset("tiny")), folder)
+    with pytest.raises(ModelError, match=r"calibration\.json"):
+        DetectorModel.from_pretrained(folder)  # what scan loads: refused
+    model = DetectorModel.from_pretrained(folder, uncalibrated=True)
+    assert model.decision == Decision()
+    data = FakesSet.open(two_family_set)
+    cells = detector_lofo._score(folder, data, data.select("test"))
+    for kind in ("sbi", "lowres"):
+        assert 0 <= cells[kind]["auc"] <= 1 and cells[kind]["uncalibrated"] is True
+    assert cells["swap"] == {}
+
+
 def test_leave_one_family_out_bench_averages_several_seeds(two_family_set, tmp_path):
     from likeness.bench import detector_lofo
 

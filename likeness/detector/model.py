@@ -91,17 +91,25 @@ class DetectorModel:
         self._scoring: torch.nn.Module | None = None  # made on first use (`_scorer`)
 
     @classmethod
-    def from_pretrained(cls, folder: Path | None = None, device: str = "cpu") -> DetectorModel:
+    def from_pretrained(
+        cls, folder: Path | None = None, device: str = "cpu", uncalibrated: bool = False
+    ) -> DetectorModel:
+        """The detector in `folder` (default: the shipped one). `uncalibrated`: a folder
+        whose training could not calibrate it (a run still worse than chance on its
+        validation split) loads with the identity calibration and threshold 0.5, for
+        rank measures (AUC, AP) only; `scan` never asks for that."""
         folder = Path(folder) if folder is not None else DEFAULT_WEIGHTS
         what = "no shipped detector" if folder == DEFAULT_WEIGHTS else "no detector"
-        config_path, weights, calibration = model_files(folder, what, TRAIN_HINT, CALIBRATION_NAME)
+        optional = uncalibrated and not (folder / CALIBRATION_NAME).is_file()
+        extra = () if optional else (CALIBRATION_NAME,)
+        config_path, weights, *calibration = model_files(folder, what, TRAIN_HINT, *extra)
         try:
             config = DetectorConfig.load(config_path)
         except InputError as err:
             raise ModelError(str(err)) from None
         network = FaceClassifier(config)
         load_weights(network, weights)
-        decision = read_decision(calibration)
+        decision = Decision() if optional else read_decision(calibration[0])
         from likeness.hashing import sha256_file
 
         return cls(network, decision, device, weights_hash=sha256_file(weights))
