@@ -680,6 +680,11 @@ def test_bench_reports_each_generator_checkpoint_apart():
     # B against the four reals: 0.15 beats 1 of 4, 0.5 beats 3, 0.7 beats 4 -> 8 / 12.
     assert abs(out["gen-B"]["auc"] - 8 / 12) < 1e-9 and out["gen-B"]["n_real"] == 4
     assert abs(out["gen-B"]["detected_at_threshold"] - 1 / 3) < 1e-9
+    # The bench's Markdown table gets a row per checkpoint.
+    from likeness.bench.detector import _table
+
+    table = _table({"conditions": {}, "video_by_generator": out})
+    assert "| gen-A | 1.000 |" in table and "| gen-B | 0.667 |" in table
 
 
 @pytest.fixture(scope="module")

@@ -467,6 +467,11 @@ def run(
     return write_json(out_dir, "detector", payload)
 
 
+def _cells(values) -> str:
+    """Table cells: three decimals, a dash for a missing or NaN figure."""
+    return " | ".join("–" if c is None or c != c else f"{c:.3f}" for c in values)
+
+
 def _table(results: dict) -> str:
     """Video- and frame-level AUC / AP / EER / TPR@1%FPR per group and condition."""
     lines = [
@@ -487,6 +492,15 @@ def _table(results: dict) -> str:
                 v.get("tpr_at_0.01_fpr"),
                 f.get("auc"),
             ]
-            text = " | ".join("–" if c is None or c != c else f"{c:.3f}" for c in cells)
+            text = _cells(cells)
             lines.append(f"| {condition} | {group} | {text} |")
+    by_checkpoint = results.get("video_by_generator") or {}
+    if len(by_checkpoint) > 1:  # one row per generator checkpoint (stored crops)
+        lines += ["", "| generator checkpoint | video AUC | video AP | video TPR@1%FPR | "
+                  "caught at threshold |", "| --- | --- | --- | --- | --- |"]  # fmt: skip
+        for tag, m in by_checkpoint.items():
+            cells = [m.get("auc"), m.get("ap"), m.get("tpr_at_0.01_fpr"),
+                     m.get("detected_at_threshold")]  # fmt: skip
+            text = _cells(cells)
+            lines.append(f"| {tag} | {text} |")
     return "\n".join(lines)
