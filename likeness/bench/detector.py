@@ -196,19 +196,13 @@ def by_generator(samples, names, scores, labels, threshold: float) -> dict[str, 
     video AUC 0.92 but 200-800-step fine-tunes of that renderer at 0.72-0.76 (test split,
     2026-12-02); a detector that knows one checkpoint's exact look, not reenactment,
     shows only here."""
-    from likeness.detector import metrics
-
     tag_of = {s.video: s.weights for s in samples if s.label == 1 and s.weights}
-    tags = np.array([tag_of.get(name, "") for name in names])
-    real = labels == 0
-    out: dict[str, dict] = {}
-    for tag in sorted(set(tags) - {""}):
-        mine = tags == tag
-        keep = real | mine
-        entry = metrics.summary(labels[keep], scores[keep], 0.01)
-        entry["detected_at_threshold"] = float(np.mean(scores[mine] > threshold))
-        out[tag] = entry
-    return out
+    tags = [tag_of.get(name, "") for name in names]
+    # Each checkpoint's tag is a group of one, read like a family.
+    return {
+        tag: _group_metrics(labels, scores, tags, (tag,), threshold)
+        for tag in sorted(set(tags) - {""})
+    }
 
 
 def _group_metrics(

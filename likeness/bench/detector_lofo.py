@@ -233,15 +233,20 @@ def _matrix_png(path: Path, rows: dict[str, dict]) -> None:
     cv2.imwrite(str(path), img)
 
 
-def _table(rows: dict[str, dict]) -> str:
+def _auc_text(cell: dict) -> str:
+    auc = cell.get("auc")
+    return "–" if auc is None or auc != auc else f"{auc:.3f}"
+
+
+def _table(rows: dict[str, dict], text=_auc_text) -> str:
+    """Left-out kind x tested kind, `text(cell)` in each cell, the held-out one bold."""
     head = "| left out | " + " | ".join(KINDS) + " |"
     lines = [head, "| --- |" + " --- |" * len(KINDS)]
     for name, cells in rows.items():
         values = []
         for kind in KINDS:
-            auc = (cells.get(kind) or {}).get("auc")
-            text = "–" if auc is None or auc != auc else f"{auc:.3f}"
-            values.append(f"**{text}**" if name == kind else text)
+            shown = text(cells.get(kind) or {})
+            values.append(f"**{shown}**" if name == kind else shown)
         lines.append(f"| {name} | " + " | ".join(values) + " |")
     return "\n".join(lines)
 
@@ -384,14 +389,6 @@ def combine_seeds(paths: list[Path]) -> dict:
         matrix[name] = row
     unseen = {k: (matrix[k].get(k) or {}).get("auc") for k in matrix if k in KINDS}
     spread = {k: (matrix[k].get(k) or {}).get("auc_sd") for k in matrix if k in KINDS}
-    lines = ["| left out | " + " | ".join(KINDS) + " |", "| --- |" + " --- |" * len(KINDS)]
-    for name, cells in matrix.items():
-        texts = []
-        for kind in KINDS:
-            cell = cells.get(kind) or {}
-            text = "–" if not cell else f"{cell['auc']:.3f} ± {cell['auc_sd']:.3f}"
-            texts.append(f"**{text}**" if name == kind else text)
-        lines.append(f"| {name} | " + " | ".join(texts) + " |")
     return {
         "benchmark": "detector_lofo",
         "quick": first["quick"],
@@ -407,7 +404,9 @@ def combine_seeds(paths: list[Path]) -> dict:
         "held_out_video_auc_sd": spread,
         "target": TARGET,
         "met": {k: (v is not None and v >= TARGET) for k, v in unseen.items()},
-        "table_markdown": "\n".join(lines),
+        "table_markdown": _table(
+            matrix, lambda c: f"{c['auc']:.3f} ± {c['auc_sd']:.3f}" if c else "–"
+        ),
         "png": "detector_lofo.png",
         "training_hours": round(sum(r.get("training_hours", 0.0) for r in results), 2),
     }
