@@ -760,7 +760,8 @@ def test_leave_one_family_out_scores_a_run_that_could_not_be_calibrated(two_fami
     with pytest.raises(ModelError, match=r"calibration\.json"):
         DetectorModel.from_pretrained(folder)  # what scan loads: refused
     model = DetectorModel.from_pretrained(folder, uncalibrated=True)
-    assert model.decision == Decision()
+    assert model.decision == Decision() and model.calibrated is False
+    assert DetectorModel.from_pretrained(uncalibrated=True).calibrated is True  # shipped
     data = FakesSet.open(two_family_set)
     cells = detector_lofo._score(folder, data, data.select("test"))
     for kind in ("sbi", "lowres"):

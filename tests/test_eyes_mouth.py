@@ -335,3 +335,29 @@ def test_gaze_retarget_does_not_move_the_iris_of_a_closing_eye():
     # half way between closed and open: part of it
     half = asked((config.closed + config.open) / 2 * width / 2)[0, :, 0]
     np.testing.assert_allclose(half, 0.075, atol=1e-3)
+
+
+def test_tracked_irises_land_on_the_learnt_eyes_where_the_tracker_saw_them():
+    from likeness.generator.gaze import carry_irises, iris_offsets
+
+    rng = np.random.default_rng(3)
+    tracked = _face_like(rng)
+    tracked = _look(tracked, 0.12)  # a driver looking sideways
+    # the learnt keypoints: the same face rotated, scaled and moved (another crop's
+    # framing), with the irises left in the wrong place (as the extractor leaves them)
+    angle, scale = np.deg2rad(8.0), 1.15
+    rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    learnt = tracked.copy()
+    learnt[:, :2] = tracked[:, :2] @ rot.T + np.array([0.04, -0.03])
+    wrong = learnt.copy()
+    wrong[list(kpt.IRIS_ROWS), :2] += 0.05
+    assert np.abs(iris_offsets(wrong) - iris_offsets(tracked)).max() > 0.05
+    out = carry_irises(wrong, tracked)
+    # each iris sits in its learnt eye as the tracker saw it in its own, which is where
+    # the same similarity puts the tracked iris; every other row is untouched
+    np.testing.assert_allclose(iris_offsets(out), iris_offsets(tracked), atol=1e-9)
+    irises = list(kpt.IRIS_ROWS)
+    np.testing.assert_allclose(out[irises, :2], learnt[irises, :2], atol=1e-9)
+    np.testing.assert_array_equal(out[irises, 2], wrong[irises, 2])  # depth kept
+    others = np.setdiff1d(np.arange(kpt.N_KEYPOINTS), kpt.IRIS_ROWS)
+    np.testing.assert_array_equal(out[others], wrong[others])

@@ -158,14 +158,13 @@ def read_recipe(path: Path) -> dict:
 
 def _score(weights: Path, data, samples) -> dict:
     """Video-level metrics per kind of the detector in `weights` on `samples`."""
-    from likeness.detector.model import CALIBRATION_NAME, DetectorModel
+    from likeness.detector.model import DetectorModel
 
     # A run still worse than chance on its validation split is saved uncalibrated (the
     # trainer refuses to fit an inverted calibration): its AUC and AP are what this
     # protocol reads, so it is scored as it is, and its cells say so (seen with the tiny
     # preset at 10-20 steps).
     model = DetectorModel.from_pretrained(weights, uncalibrated=True)
-    calibrated = (Path(weights) / CALIBRATION_NAME).is_file()
     crops = np.stack([data.read(s) for s in samples])
     probs = model.probabilities(crops)
     decision = model.decision
@@ -174,7 +173,7 @@ def _score(weights: Path, data, samples) -> dict:
         kind: _group_metrics(labels, scores, families, fams, decision.threshold, interval=True)
         for kind, fams in KINDS.items()
     }
-    if not calibrated:
+    if not model.calibrated:
         for cell in cells.values():
             if cell:
                 cell["uncalibrated"] = True

@@ -196,6 +196,7 @@ def learned_keypoints(model: GeneratorModel, clip: Clip, kp_source: np.ndarray) 
     (The mesh row needs no transfer: relative motion of the mesh onto its own frame 0
     gives back the mesh keypoints exactly.) No temporal smoothing on either row beyond
     the tracker's."""
+    from likeness.generator.gaze import carry_irises
     from likeness.generator.motion import MotionTransfer
     from likeness.pipelines.driving import keypoints_between
 
@@ -212,6 +213,10 @@ def learned_keypoints(model: GeneratorModel, clip: Clip, kp_source: np.ndarray) 
             keypoints_between(kp, m, first, size)
             for kp, m in zip(raw, clip.aligned_matrices, strict=True)
         ]
+    )
+    # As DrivingTrack does: the tracked irises on the learnt eye corners.
+    in_first = np.stack(
+        [carry_irises(k, mesh) for k, mesh in zip(in_first, clip.keypoints, strict=True)]
     )
     transfer = MotionTransfer(kp_source, in_first[0])
     return np.stack([transfer(k) for k in in_first])

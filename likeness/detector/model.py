@@ -81,10 +81,14 @@ class DetectorModel:
         device: str = "cpu",
         weights_hash: str | None = None,
         batch_size: int = 32,
+        calibrated: bool = True,
     ) -> None:
         self.network = network.to(device).eval()
         self.config = network.config
         self.decision = decision
+        # False: loaded with `uncalibrated=True` from a folder without calibration.json
+        # (its decision is the identity and 0.5: rank measures only).
+        self.calibrated = calibrated
         self.device = torch.device(device)
         self.weights_hash = weights_hash
         self.batch_size = batch_size
@@ -112,7 +116,9 @@ class DetectorModel:
         decision = Decision() if optional else read_decision(calibration[0])
         from likeness.hashing import sha256_file
 
-        return cls(network, decision, device, weights_hash=sha256_file(weights))
+        return cls(
+            network, decision, device, weights_hash=sha256_file(weights), calibrated=not optional
+        )
 
     @property
     def has_mask_head(self) -> bool:

@@ -35,6 +35,7 @@ from likeness.faces import (
 )
 from likeness.faces.geometry import affine_scale, invert_affine
 from likeness.generator import keypoints as kpt
+from likeness.generator.gaze import carry_irises
 from likeness.generator.kp_smooth import KeypointSmoother
 from likeness.generator.motion import MotionTransfer, TransferConfig
 from likeness.pipelines.continuity import EASE_SECONDS, EaseToNeutral
@@ -189,6 +190,11 @@ class DrivingKeypoints:
         learned = self.model.extract_motion(np.stack([c.image for c in crops]))
         for i, crop, kp in zip(found, crops, learned, strict=True):
             kps[i] = to_crop0(kp, crop, seen[i].matrix0, self.size)
+            face = seen[i].face
+            if face.irises is not None:
+                # The tracker's irises on the learnt eye corners (gaze.carry_irises).
+                tracked = kpt.from_face(face.landmarks, face.irises, seen[i].matrix0, self.size)
+                kps[i] = carry_irises(kps[i], tracked)
         return kps
 
     def _continuous(self, s: _Seen, kp: np.ndarray) -> tuple[np.ndarray, bool]:
