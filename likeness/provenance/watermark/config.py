@@ -53,6 +53,12 @@ class WatermarkConfig:
     # lost after CRF 28); 136 px, 6 of 10 lost; 120 px, CRF 33 11/15 but quarter scale
     # 3/15 and the crop + rotation 3/15; mask_strength 0.75 or 1.0 on top: CRF 35 6-7/15
     # and half scale + CRF 28 4-6/15 (1/15) but rotation 2 + CRF 28 12/15 (14/15).
+    # Bands under quarter scale's Nyquist (16 cycles per tile; 59 % of 6..24's
+    # coefficients lie above it), 2026-12-02 evening, the five 256 px clips (30 frames)
+    # and a still 256 px photo (12 frames), 2 keys, 12 reads per attack (6..24 / 4..15.5
+    # / 3..15.5; 5..15 leaves too few coefficients for the payload): quarter scale 7 /
+    # 10 / 8, CRF 35 4 / 6 / 6, CRF 33 9 / 8 / 9, but CRF 28 12 / 11 / 10, half scale +
+    # CRF 28 2 / 0 / 1, crop 10 + rotation 2 + CRF 28 4 / 0 / 1: kept 6..24.
     small_side: int = 256
     small_tiles: float = 2.0
     small_band: tuple[float, float] = (6.0, 24.0)
