@@ -214,7 +214,7 @@ def learned_keypoints(model: GeneratorModel, clip: Clip, kp_source: np.ndarray) 
             for kp, m in zip(raw, clip.aligned_matrices, strict=True)
         ]
     )
-    # As DrivingTrack does: the tracked irises on the learnt eye corners.
+    # As DrivingKeypoints does: the tracked irises on the learnt eye corners.
     in_first = np.stack(
         [carry_irises(k, mesh) for k, mesh in zip(in_first, clip.keypoints, strict=True)]
     )
