@@ -28,6 +28,7 @@ from likeness.provenance.watermark.payload import (
     crc16,
     encode_payload,
     int_to_bits,
+    known_key_bits,
     message_bits,
     viterbi_decode,
 )
@@ -94,6 +95,34 @@ def test_ecc_soft_decoding_beyond_the_guarantee():
     assert ok >= 48
 
 
+def test_known_key_bits_mark_only_the_key_id():
+    known = known_key_bits(PAYLOAD.key_id)
+    bits = message_bits(PAYLOAD)
+    assert known.shape == bits.shape
+    fixed = known >= 0
+    # the 16 key-id bits, after the 48 of the content id; content and CRC unknown
+    assert fixed.sum() == 16 and fixed[48:64].all()
+    np.testing.assert_array_equal(known[fixed], bits[fixed])
+
+
+def test_decoding_with_the_key_id_known_recovers_more_words_and_keeps_them():
+    # Raw coded-bit accuracy about 0.78 (soft +-1 plus unit noise scaled to it), where
+    # blind decoding loses most words: measured 36 % blind, 51 % with the key id known
+    # over 150 words; here 120 words, each decoded both ways.
+    rng = np.random.default_rng(5)
+    blind = known = 0
+    for _ in range(120):
+        payload = Payload(int(rng.integers(1 << 48)), 0x1234)
+        coded = encode_payload(payload) * 2.0 - 1
+        soft = 0.77 * coded + rng.normal(0, 1, coded.size)
+        blind += check_message(viterbi_decode(soft)) == payload
+        word = viterbi_decode(soft, known_key_bits(0x1234))
+        # the forced bits are always in the word, whatever the noise
+        assert Payload.from_int(int("".join(map(str, word[:64])), 2)).key_id == 0x1234
+        known += check_message(word) == payload
+    assert known >= blind + 10, (blind, known)
+
+
 def test_p_value_math():
     assert gaussian_tail(0) == pytest.approx(0.5)
     assert gaussian_tail(6) == pytest.approx(9.866e-10, rel=1e-3)
@@ -102,6 +131,9 @@ def test_p_value_math():
     assert sync_p_value(z_for_p(1e-6, 16384), 16384) == pytest.approx(1e-6, rel=1e-3)
     assert with_check_bits(0.5, True) == pytest.approx(0.5 / 65536)
     assert with_check_bits(0.5, False) == 0.5
+    # two words decoded (key id known, then blind): twice the chance of a CRC pass
+    assert with_check_bits(0.5, True, words=2) == pytest.approx(1 / 65536)
+    assert with_check_bits(1.0, True, words=2) <= 1.0
 
 
 def test_sync_statistic_is_calibrated_on_noise():
@@ -246,6 +278,18 @@ def test_payload_survives_attack(marked, attack):
     assert_recovered(detect_frames(attack(marked), key=KEY))
 
 
+def test_key_id_reads_our_marks_and_still_reads_a_foreign_key_id(marked):
+    ours = detect_frames(marked, key=KEY, key_id=PAYLOAD.key_id)
+    assert_recovered(ours)
+    blind = detect_frames(marked, key=KEY)
+    # the same sync, and a CRC term counted for two words instead of one
+    assert ours.p_false == pytest.approx(2 * blind.p_false, rel=1e-9)
+    # a payload made with another key id (`watermark embed --payload`) falls back to
+    # the blind word and still reads exactly
+    other = detect_frames(marked, key=KEY, key_id=PAYLOAD.key_id ^ 0xFFFF)
+    assert_recovered(other)
+
+
 def test_not_found_with_wrong_key(marked):
     result = detect_frames(marked, key=OTHER_KEY)
     assert not result.found and result.payload is None
@@ -254,10 +298,11 @@ def test_not_found_with_wrong_key(marked):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_not_found_on_unmarked_synthetic(seed):
-    frames = synthetic_frames(20, 384, seed=seed)
-    result = detect_frames(x264(frames, 23), key=KEY)
-    assert not result.found
-    assert result.p_false > CONFIG.threshold_p
+    frames = x264(synthetic_frames(20, 384, seed=seed), 23)
+    for key_id in (None, PAYLOAD.key_id):  # blind, and with the key id's bits known
+        result = detect_frames(frames, key=KEY, key_id=key_id)
+        assert not result.found
+        assert result.p_false > CONFIG.threshold_p
 
 
 def test_no_frames_means_not_found():
@@ -297,7 +342,7 @@ def test_corpus_clip_unmarked_not_found(corpus: Path, name: str):
     path = corpus / "videos" / name
     if not path.exists():
         pytest.skip(f"{name} not in the corpus")
-    result = detect_file(path, key=KEY, max_frames=60)
+    result = detect_file(path, key=KEY, key_id=PAYLOAD.key_id, max_frames=60)
     assert not result.found
     assert result.p_false > CONFIG.threshold_p
 

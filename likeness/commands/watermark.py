@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
         from likeness.provenance.watermark import detect_file
 
         key = watermark_key()
-        result = detect_file(file, key=key.secret, max_frames=max_frames)
+        result = detect_file(file, key=key.secret, key_id=key.key_id, max_frames=max_frames)
         if json_out:
             console.print_json(json.dumps({"file": str(file), **result.to_dict()}))
         elif result.found and result.payload is not None:

@@ -480,7 +480,7 @@ def _check_mark_readable(unsigned: Path, dst: Path, marking: _Marking) -> None:
     an output that loses its manifest would then trace back to nothing."""
     from likeness.provenance.watermark import detect_file
 
-    found = detect_file(unsigned, key=marking.secret)
+    found = detect_file(unsigned, key=marking.secret, key_id=marking.payload.key_id)
     if not (found.found and found.payload == marking.payload):
         raise ProvenanceError(
             f"the watermark cannot be read back from {dst.name} after encoding "

@@ -425,7 +425,7 @@ def _watermark(verdict: Verdict, path: Path, max_frames: int) -> None:
         return
     key = watermark_key()
     try:
-        result = detect_file(path, key=key.secret, max_frames=max_frames)
+        result = detect_file(path, key=key.secret, key_id=key.key_id, max_frames=max_frames)
     except MediaError as err:
         if verdict.manifest == NO_MANIFEST:
             raise  # nothing else speaks for this file: it is simply unreadable

@@ -24,6 +24,7 @@ from likeness.provenance.watermark.payload import (
     Payload,
     check_message,
     conv_encode,
+    known_key_bits,
     viterbi_decode,
 )
 from likeness.provenance.watermark.stats import sync_p_value, with_check_bits
@@ -478,9 +479,18 @@ def banks(key: bytes, config: WatermarkConfig) -> list[tuple[int, PatternBank]]:
 
 
 def detect_residual(
-    res: np.ndarray, frames: int, *, key: bytes, config: WatermarkConfig = WatermarkConfig()
+    res: np.ndarray,
+    frames: int,
+    *,
+    key: bytes,
+    key_id: int | None = None,
+    config: WatermarkConfig = WatermarkConfig(),
 ) -> WatermarkResult:
     """Detection on an averaged residual (see `ResidualAccumulator`).
+
+    `key_id`: the id this key marks (`keys.watermark_key().key_id`), or None. Given, the
+    payload is first decoded with its 16 key-id bits known and, only when that word
+    fails the CRC, blind; p_false counts both words (see `_decide`).
 
     Geometry: candidate lattices (the embedder's own period, the axis-aligned periods
     and the rotated, scaled lattices that the autocorrelation shows), each in both
@@ -595,8 +605,20 @@ def detect_residual(
     z0, lattice0, coefs0, noise0, which0 = unshifted
     bank_best, bank0 = readers[best[6]][1], readers[which0][1]
     outcomes = [
-        _decide(bank_best, config, *best[:6], hypotheses) | {"version": readers[best[6]][0]},
-        _decide(bank0, config, z0, lattice0, (0.0, 0.0), coefs0, noise0, False, tried_unshifted)
+        _decide(bank_best, config, *best[:6], hypotheses, key_id)
+        | {"version": readers[best[6]][0]},
+        _decide(
+            bank0,
+            config,
+            z0,
+            lattice0,
+            (0.0, 0.0),
+            coefs0,
+            noise0,
+            False,
+            tried_unshifted,
+            key_id,
+        )
         | {"version": readers[which0][0]},
     ]
     found = [o for o in outcomes if o["found"]]
@@ -629,15 +651,31 @@ def detect_residual(
 STAGES = 2  # tests whose results detect_residual combines (Bonferroni factor)
 
 
-def _decide(bank, config, z, lattice, offset, coefs, noise, flipped, hypotheses) -> dict:
-    """p_sync (times STAGES), soft bits, Viterbi, CRC and the decision for one test."""
+def _decide(
+    bank, config, z, lattice, offset, coefs, noise, flipped, hypotheses, key_id=None
+) -> dict:
+    """p_sync (times STAGES), soft bits, Viterbi, CRC and the decision for one test.
+
+    With `key_id`, the word is decoded with the key id's bits known (a likeness key
+    always marks its own id), then blind if that word fails the CRC (a payload made
+    with another key id, `watermark embed --payload`). Why: the known bits pin the
+    Viterbi path across the word's middle; on 258 coded bits over a Gaussian channel
+    (150 words a point) words decoded rose from 36 % to 51 % at raw coded-bit accuracy
+    0.78 and from 19 % to 28 % at 0.76, where small frames after CRF 33-35 sit. Two
+    words can pass the CRC by chance, so p_false doubles its CRC term."""
     z = z / max(1.0, _structure_scale(coefs, noise, offset, bank))
     p_sync = min(1.0, STAGES * sync_p_value(z, hypotheses))
     soft = _soft_bits(coefs, offset, bank, _channel_gain(coefs, noise, offset, bank))
-    message = viterbi_decode(soft)
-    payload = check_message(message)
+    words, payload = 1, None
+    if key_id is not None:
+        message = viterbi_decode(soft, known_key_bits(key_id))
+        payload = check_message(message)
+        words = 2
+    if payload is None:
+        message = viterbi_decode(soft)
+        payload = check_message(message)
     crc_ok = payload is not None
-    p_false = with_check_bits(p_sync, crc_ok)
+    p_false = with_check_bits(p_sync, crc_ok, words)
     found = crc_ok and p_false <= config.threshold_p
     errors = None
     confidence = 0.0
@@ -652,11 +690,16 @@ def _decide(bank, config, z, lattice, offset, coefs, noise, flipped, hypotheses)
 
 
 def detect_frames(
-    frames: Iterable[np.ndarray], *, key: bytes, config: WatermarkConfig = WatermarkConfig()
+    frames: Iterable[np.ndarray],
+    *,
+    key: bytes,
+    key_id: int | None = None,
+    config: WatermarkConfig = WatermarkConfig(),
 ) -> WatermarkResult:
+    """Detection over frames (averaged); `key_id` as in `detect_residual`."""
     acc = ResidualAccumulator()
     for frame in frames:
         acc.add(frame)
     if acc.frames == 0:
         return WatermarkResult(False, None, 0.0, 1.0, 0, None)
-    return detect_residual(acc.mean(), acc.frames, key=key, config=config)
+    return detect_residual(acc.mean(), acc.frames, key=key, key_id=key_id, config=config)

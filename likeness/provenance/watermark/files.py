@@ -59,7 +59,7 @@ def embed_file(
     else:
         with atomic_output(dst, inputs=(src,)) as tmp:
             psnrs = _embed_into(src, tmp, info, key, payload, config, crf, on_frame)
-            found = detect_file(tmp, key=key, config=config)
+            found = detect_file(tmp, key=key, key_id=payload.key_id, config=config)
             if not (found.found and found.payload == payload):
                 raise ProvenanceError(
                     f"the watermark does not read back from the marked {dst.name} (p_false "
@@ -104,12 +104,17 @@ def detect_file(
     path: Path,
     *,
     key: bytes,
+    key_id: int | None = None,
     config: WatermarkConfig = WatermarkConfig(),
     max_frames: int = 120,
 ) -> WatermarkResult:
-    """Look for the watermark in the first `max_frames` frames of a video (or an image)."""
+    """Look for the watermark in the first `max_frames` frames of a video (or an image);
+    `key_id`: the id this key marks, whose bits the decoder then knows (`detect_frames`)."""
     from likeness.media import iter_frames
 
     return detect_frames(
-        (f.image for f in iter_frames(Path(path), max_frames=max_frames)), key=key, config=config
+        (f.image for f in iter_frames(Path(path), max_frames=max_frames)),
+        key=key,
+        key_id=key_id,
+        config=config,
     )

@@ -126,11 +126,24 @@ def conv_encode(bits: np.ndarray) -> np.ndarray:
     return np.concatenate(coded).astype(np.uint8)
 
 
-def viterbi_decode(soft: np.ndarray) -> np.ndarray:
+def known_key_bits(key_id: int) -> np.ndarray:
+    """The message bits a detector knows before decoding when the mark carries `key_id`:
+    -1 (unknown) for the content id and the CRC, 0/1 for the 16 key-id bits. A likeness
+    key always marks its own id (`keys.watermark_key`), so whoever holds the key knows
+    them; forcing them in the trellis pins the decoder's path across the middle of the
+    word, where an error event would otherwise run on."""
+    known = np.full(MESSAGE_BITS, -1, dtype=np.int8)
+    known[CONTENT_BITS:INFO_BITS] = int_to_bits(key_id, KEY_BITS)
+    return known
+
+
+def viterbi_decode(soft: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
     """Maximum-likelihood decoding of soft values (positive means bit 1, any scale).
 
     Maximises the correlation sum(soft * (2c - 1)), which is ML for Gaussian noise and,
-    with hard +-1 inputs, minimum Hamming distance. Returns the message bits (no tail).
+    with hard +-1 inputs, minimum Hamming distance. `known`: MESSAGE_BITS values, -1
+    where the bit is unknown, else the bit the path must take there (`known_key_bits`);
+    the result is then the best word that has them. Returns the message bits (no tail).
     """
     outputs, next_state = _trellis()
     n_out = len(GENERATORS)
@@ -147,6 +160,8 @@ def viterbi_decode(soft: np.ndarray) -> np.ndarray:
         branch = metric[:, None] + signs @ soft[t]  # (state, input)
         if t >= steps - TAIL:
             branch[:, 1] = -np.inf  # the tail is known to be zeros
+        elif known is not None and known[t] >= 0:
+            branch[:, 1 - int(known[t])] = -np.inf
         cand = branch.reshape(-1)
         # Each next state has exactly two predecessors; pick the better one.
         order = np.argsort(flat_next, kind="stable")

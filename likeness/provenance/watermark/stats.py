@@ -31,14 +31,15 @@ def sync_p_value(z: float, hypotheses: int) -> float:
     return max_of_tries(gaussian_tail(z), max(1, hypotheses))
 
 
-def with_check_bits(p_sync: float, crc_ok: bool) -> float:
+def with_check_bits(p_sync: float, crc_ok: bool, words: int = 1) -> float:
     """Combine the sync p-value with the CRC.
 
     On an unmarked input the decoded word comes from Fourier coefficients disjoint from
-    the sync ones (independent for Gaussian-like noise), and we decode exactly one word
-    per input, so a CRC pass is an independent 2^-16 event.
+    the sync ones (independent for Gaussian-like noise), and each word decoded from it
+    (`words`: one, or two when a decode with the key id's bits known is followed by a
+    blind one) passes the CRC with probability 2^-16 independently of the sync.
     """
-    return p_sync * 2.0**-CRC_BITS if crc_ok else p_sync
+    return min(1.0, p_sync * words * 2.0**-CRC_BITS) if crc_ok else p_sync
 
 
 def z_for_p(p: float, hypotheses: int) -> float:
