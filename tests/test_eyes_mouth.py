@@ -361,3 +361,60 @@ def test_tracked_irises_land_on_the_learnt_eyes_where_the_tracker_saw_them():
     np.testing.assert_array_equal(out[irises, 2], wrong[irises, 2])  # depth kept
     others = np.setdiff1d(np.arange(kpt.N_KEYPOINTS), kpt.IRIS_ROWS)
     np.testing.assert_array_equal(out[others], wrong[others])
+
+
+# ---------------------------------------------------------------- eye detail
+
+
+def _dark(image: np.ndarray, half: slice) -> np.ndarray:
+    """(count, x, y) of the iris-dark pixels (under 60) in one half of the crop."""
+    ys, xs = np.nonzero(image[:, half].max(-1) < 60)
+    return np.array([len(xs), xs.mean() + (half.start or 0), ys.mean()])
+
+
+def test_eye_detail_brings_the_photos_eyes_into_a_soft_render_and_nothing_else():
+    import cv2
+
+    from likeness.generator.eye_detail import EyeDetailConfig, restore_eyes
+    from likeness.generator.refiner.metrics import laplacian_variance
+
+    source, kp, eyes = _eye_scene(0.5)
+    render = cv2.GaussianBlur(source, (0, 0), 1.5)  # the renderer's soft eyes
+    out = restore_eyes(render[None], source, kp, kp[None])[0]
+    # inside the eyes: far closer to the photo than the render was, and as sharp
+    err = lambda x: np.abs(x.astype(np.float32) - source)[eyes].mean()  # noqa: E731
+    assert err(out) < 0.4 * err(render), (err(out), err(render))
+    box = np.s_[54:74, 12:55]  # the right eye's box at 128 px
+    assert laplacian_variance(out[box]) > 1.5 * laplacian_variance(render[box])
+    # the skin beyond the lash band (0.15 eye widths, 4 px here) is the render's, exactly
+    near = cv2.dilate(eyes.astype(np.uint8), np.ones((13, 13), np.uint8)).astype(bool)
+    np.testing.assert_array_equal(out[~near], render[~near])
+    off = restore_eyes(render[None], source, kp, kp[None], EyeDetailConfig(enabled=False))
+    np.testing.assert_array_equal(off[0], render)
+
+
+def test_eye_detail_follows_the_driving_eyes_and_leaves_a_closed_eye_to_the_render():
+    import cv2
+
+    from likeness.generator.eye_detail import restore_eyes
+
+    source, kp, _ = _eye_scene(0.5)
+    size = source.shape[0]
+    # the driving face 3 px right and 2 px down; the render is that, soft
+    shift = np.float32([[1, 0, 3], [0, 1, 2]])
+    moved = cv2.warpAffine(source, shift, (size, size), borderMode=cv2.BORDER_REFLECT_101)
+    render = cv2.GaussianBlur(moved, (0, 0), 1.5)
+    kp_d = kp.copy()
+    kp_d[:, 0] += 3 * 2 / size
+    kp_d[:, 1] += 2 * 2 / size
+    out = restore_eyes(render[None], source, kp, kp_d[None])[0]
+    for half in (slice(0, size // 2), slice(size // 2, None)):
+        want = _dark(source, half) + np.array([0, 3, 2])
+        got, soft = _dark(out, half), _dark(render, half)
+        # the sharp disc is back (as many dark pixels as the photo's, the soft render
+        # far fewer) and sits where the driving eye holds it, not where the photo had it
+        assert abs(got[0] - want[0]) <= 0.15 * want[0] < want[0] - soft[0], (got, want, soft)
+        np.testing.assert_allclose(got[1:], want[1:], atol=0.5)
+    # a shut driving eye (a blink) takes nothing from the open photo
+    _, shut, _ = _eye_scene(0.5, lid=0.01)
+    np.testing.assert_array_equal(restore_eyes(render[None], source, kp, shut[None])[0], render)

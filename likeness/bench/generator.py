@@ -95,7 +95,9 @@ METHOD_TEXT = {
     "image_metrics": "on the aligned crops (whole crop): PSNR (dB, per frame, then "
     "averaged), SSIM (11x11 Gaussian window, sigma 1.5, the training loss's), L1 (mean "
     "absolute error, pixels in [0, 1]); face_psnr: PSNR inside the face oval of the "
-    "ground truth's mesh.",
+    "ground truth's mesh; eye_l1: L1 inside both eyes' boxes (the generator loss's "
+    "boxes around the truth's eye keypoints); eye_sharpness: Laplacian variance in those "
+    "boxes over the truth's (1.0: as sharp as the real frame).",
     "face_metrics": "the face stack (detection, 468-point mesh, iris, pose) runs on every "
     "ground-truth, generated and baseline crop independently (still-image mode, no "
     "tracking, so all are measured alike). AKD: mean 2D distance of all 468 mesh points; "

@@ -102,6 +102,26 @@ def render_all(
     return np.concatenate(parts)
 
 
+def eye_scores(frames: np.ndarray, truth: np.ndarray, kps: np.ndarray) -> dict[str, list]:
+    """Per frame, in both eyes' boxes of the truth's keypoints: eye_l1 (mean absolute
+    error, [0, 1]) and eye_sharpness (Laplacian variance over the truth's: 1.0 is as
+    sharp as the real frame, a blurry render scores below it)."""
+    from likeness.generator.refiner.mask import region_boxes
+    from likeness.generator.refiner.metrics import sharpness_ratio
+
+    l1, sharp = [], []
+    for frame, want, kp in zip(frames, truth, kps, strict=True):
+        boxes = region_boxes(kp, frame.shape[0])
+        errors = [
+            np.abs(frame[y0:y1, x0:x1].astype(np.float32) - want[y0:y1, x0:x1]).mean() / 255
+            for name, (x0, y0, x1, y1) in boxes.items()
+            if name.endswith("eye") and x1 > x0 and y1 > y0
+        ]
+        l1.append(float(np.mean(errors)) if errors else float("nan"))
+        sharp.append(sharpness_ratio(frame, want, kp)["eyes"])
+    return {"eye_l1": l1, "eye_sharpness": sharp}
+
+
 def affine_baseline(source: np.ndarray, kp_source: np.ndarray, kps: np.ndarray) -> np.ndarray:
     from likeness.generator import keypoints as kpt
 
@@ -148,6 +168,8 @@ def self_reenact(model: GeneratorModel, stack: FaceStack, clip: Clip) -> ItemRes
         img = fm.image_scores(frames, truth, masks)
         for name in ("psnr", "ssim", "l1", "face_psnr"):
             scores.add(method, name, getattr(img, name))
+        for name, values in eye_scores(frames, truth, kps).items():
+            scores.add(method, name, values)
         if method == "no_motion":
             faces = [source_face] * len(frames)
         else:

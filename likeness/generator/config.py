@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from likeness.config import JsonConfig
 from likeness.errors import InputError
+from likeness.generator.eye_detail import EyeDetailConfig
 from likeness.generator.gaze import GazeConfig
 from likeness.generator.keypoints import N_KEYPOINTS
 
@@ -46,6 +47,9 @@ class GeneratorConfig(JsonConfig):
     # After the render, each iris slides inside its eye to where the driving iris
     # keypoints put it (`gaze.retarget_gaze`); no network, no weights.
     gaze: GazeConfig = field(default_factory=GazeConfig)
+    # Before that, the eyes take the photo's iris, sclera and lash structure above the
+    # render's local mean (`eye_detail.restore_eyes`); no network, no weights.
+    eye_detail: EyeDetailConfig = field(default_factory=EyeDetailConfig)
 
     def validate(self) -> None:
         if self.num_keypoints != N_KEYPOINTS:

@@ -37,7 +37,7 @@ from likeness.generator import keypoints as kpt
 _ROW = {p: i for i, p in enumerate(kpt.MESH_POINTS)}
 # Per eye (subject's right, left): outer and inner corner, upper lid (middle, outer
 # side), lower lid (middle, outer side); the iris row.
-_EYES = (
+EYES = (
     ((_ROW[33], _ROW[133]), (_ROW[159], _ROW[160]), (_ROW[145], _ROW[144]), kpt.IRIS_ROWS[0]),
     ((_ROW[263], _ROW[362]), (_ROW[386], _ROW[387]), (_ROW[374], _ROW[373]), kpt.IRIS_ROWS[1]),
 )
@@ -83,7 +83,7 @@ def eye_coords(points: np.ndarray, outer: np.ndarray, inner: np.ndarray) -> np.n
 def iris_offsets(kp: np.ndarray) -> np.ndarray:
     """(..., K, >=2) keypoints -> (..., 2 eyes, 2): each iris in its eye's (u, v)."""
     out = []
-    for (outer, inner), _, _, iris in _EYES:
+    for (outer, inner), _, _, iris in EYES:
         out.append(eye_coords(kp[..., iris, :2], kp[..., outer, :2], kp[..., inner, :2]))
     return np.stack(out, -2)
 
@@ -98,7 +98,7 @@ def carry_irises(kp: np.ndarray, tracked: np.ndarray) -> np.ndarray:
     0.0431 for the mesh), while the face stack's iris model, which the tracker runs on
     every driving frame anyway, reads them well; the rest of the learnt motion is kept."""
     out = np.array(kp, copy=True)
-    for (outer, inner), _, _, iris in _EYES:
+    for (outer, inner), _, _, iris in EYES:
         u, v = eye_coords(tracked[iris, :2], tracked[outer, :2], tracked[inner, :2])
         o, i = out[outer, :2].astype(np.float64), out[inner, :2].astype(np.float64)
         axis = o - i
@@ -114,12 +114,15 @@ def gaze_shifts(kp_source: np.ndarray, kp_driving: np.ndarray, config: GazeConfi
     delta[..., 0] = np.clip(delta[..., 0], -config.max_along, config.max_along)
     delta[..., 1] = np.clip(delta[..., 1], -config.max_across, config.max_across)
     openness = np.minimum(kpt.eye_openness(kp_driving), kpt.eye_openness(kp_source)[None])
-    span = max(config.open - config.closed, 1e-6)
-    gate = np.clip((openness - config.closed) / span, 0.0, 1.0)
-    return delta * gate[..., None]
+    return delta * ramp(openness, config.closed, config.open)[..., None]
 
 
-def _lid(u: np.ndarray, points: np.ndarray) -> np.ndarray:
+def ramp(x, low: float, high: float) -> np.ndarray:
+    """0 at and below `low`, 1 from `high`, linear between (an eye's openness gate)."""
+    return np.clip((np.asarray(x, np.float64) - low) / max(high - low, 1e-6), 0.0, 1.0)
+
+
+def lid_curve(u: np.ndarray, points: np.ndarray) -> np.ndarray:
     """A lid through both corners (v = 0 at u = 0 and 1) and two lid points (u, v):
     v = u (1 - u) (a + b u)."""
     (u1, v1), (u2, v2) = points
@@ -147,7 +150,7 @@ def move_iris(
         return image
     size_y, size_x = image.shape[:2]
     px = kpt.to_pixels(kp, size_x)[:, :2].astype(np.float64)
-    (outer, inner), upper, lower, _ = _EYES[eye]
+    (outer, inner), upper, lower, _ = EYES[eye]
     o, i = px[outer], px[inner]
     axis = o - i
     width = float(np.hypot(*axis))
@@ -167,7 +170,7 @@ def move_iris(
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
     uv = eye_coords(np.stack([xx, yy], -1), o, i)
     u, v = uv[..., 0], uv[..., 1]
-    a, b = _lid(u, lids[0]), _lid(u, lids[1])
+    a, b = lid_curve(u, lids[0]), lid_curve(u, lids[1])
     bulge = 4 * u * (1 - u)
     up_sign = np.sign(np.mean(lids[0][:, 1] - lids[1][:, 1])) or 1.0
     a = a + up_sign * config.upper_margin * bulge

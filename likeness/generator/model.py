@@ -17,6 +17,7 @@ from torch import nn
 
 from likeness.generator import keypoints as kpt
 from likeness.generator.config import GeneratorConfig
+from likeness.generator.eye_detail import restore_eyes
 from likeness.generator.gaze import retarget_gaze
 from likeness.generator.networks.motion_extractor import MotionExtractor
 from likeness.generator.networks.portrait import WarpingGenerator
@@ -79,14 +80,16 @@ class GeneratorModel:
         full = resize_square(to_tensor(crop, self.device), c.output_size)
         with self._ctx():
             volume = self.networks.renderer.encode(resize_square(full, c.image_size))
-        return {"volume": volume, "full": full}
+        # The crop itself at the output size, for the eye detail after each render.
+        return {"volume": volume, "full": full, "image": to_uint8(full)[0]}
 
     @torch.inference_mode()
     def render(
         self, appearance: dict[str, torch.Tensor], kp_source: np.ndarray, kp_driving: np.ndarray
     ) -> np.ndarray:
         """kp_source (K, 3); kp_driving (N, K, 3) -> N frames (N, out, out, 3) uint8,
-        the irises moved where the driving keypoints put them (`config.gaze`)."""
+        the eyes carrying the photo's detail (`config.eye_detail`) and the irises moved
+        where the driving keypoints put them (`config.gaze`)."""
         n = len(kp_driving)
         src = torch.as_tensor(np.asarray(kp_source), dtype=torch.float32, device=self.device)
         drv = torch.as_tensor(np.asarray(kp_driving), dtype=torch.float32, device=self.device)
@@ -94,7 +97,12 @@ class GeneratorModel:
         full = appearance["full"].expand(n, -1, -1, -1)
         with self._ctx():
             out = self.networks.renderer.render(volume, full, src[None].expand(n, -1, -1), drv)
-        return retarget_gaze(to_uint8(out["image"]), kp_source, kp_driving, self.config.gaze)
+        frames = to_uint8(out["image"])
+        if "image" in appearance:
+            frames = restore_eyes(
+                frames, appearance["image"], kp_source, kp_driving, self.config.eye_detail
+            )
+        return retarget_gaze(frames, kp_source, kp_driving, self.config.gaze)
 
     @torch.inference_mode()
     def extract_motion(self, crops: np.ndarray) -> np.ndarray:
