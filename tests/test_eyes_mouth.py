@@ -418,3 +418,22 @@ def test_eye_detail_follows_the_driving_eyes_and_leaves_a_closed_eye_to_the_rend
     # a shut driving eye (a blink) takes nothing from the open photo
     _, shut, _ = _eye_scene(0.5, lid=0.01)
     np.testing.assert_array_equal(restore_eyes(render[None], source, kp, shut[None])[0], render)
+
+
+def test_eye_detail_leaves_an_eye_the_head_turned_away_to_the_render():
+    from likeness.generator.eye_detail import EyeDetailConfig, weights
+
+    _, kp, _ = _eye_scene(0.5)
+    config = EyeDetailConfig()
+    np.testing.assert_allclose(weights(kp, kp[None], config), 1.0)
+    # a zoom changes nothing (both eyes and the face scale alike)
+    np.testing.assert_allclose(weights(kp, (kp * [1.3, 1.3, 1])[None], config), 1.0, atol=1e-6)
+    # the right eye foreshortened to half its width about its outer corner (a turn),
+    # the left eye as it was: only the right eye is left to the render
+    turned = kp.copy()
+    (outer, inner), upper, lower, _ = _SCENE_EYES[0]
+    rows = [_ROWS[outer], _ROWS[inner], *(_ROWS[p] for p in (*upper, *lower)), kpt.IRIS_ROWS[0]]
+    anchor = kp[_ROWS[outer], 0]
+    turned[rows, 0] = anchor + 0.5 * (kp[rows, 0] - anchor)
+    w = weights(kp, turned[None], config)[0]
+    assert w[0] == 0.0 and w[1] == 1.0, w

@@ -54,15 +54,36 @@ class EyeDetailConfig(JsonConfig):
     # full from `squash_high` (a wider driving eye is fine: v rescales).
     squash_low: float = 0.55
     squash_high: float = 0.8
+    # An eye's width (relative to the face) over the photo's: at and below `turned_low`
+    # the render alone, full from `turned_high` (about 50 and 35 degrees of extra yaw
+    # for an eye's own foreshortening, cos 50 = 0.64; the far eye shrinks faster).
+    turned_low: float = 0.6
+    turned_high: float = 0.8
+
+
+def _widths(kp: np.ndarray) -> np.ndarray:
+    """(..., 2 eyes): each eye's corner-to-corner width over the outer corners' distance
+    (how much of the eye faces the camera: a turned head foreshortens the far eye)."""
+    span = np.linalg.norm(kp[..., kpt.AXIS_ROWS[0], :2] - kp[..., kpt.AXIS_ROWS[1], :2], axis=-1)
+    out = []
+    for (outer, inner), *_ in EYES:
+        out.append(np.linalg.norm(kp[..., outer, :2] - kp[..., inner, :2], axis=-1))
+    return np.stack(out, -1) / np.maximum(span, 1e-6)[..., None]
 
 
 def weights(kp_source: np.ndarray, kp_driving: np.ndarray, config: EyeDetailConfig) -> np.ndarray:
-    """(N, 2 eyes): how much of the photo's eye each driving frame takes."""
-    src = kpt.eye_openness(np.asarray(kp_source, np.float64))
-    drv = kpt.eye_openness(np.asarray(kp_driving, np.float64))
+    """(N, 2 eyes): how much of the photo's eye each driving frame takes: none for a
+    closing eye, and none for an eye the head has turned away (its width, relative to
+    the face, under `turned_low` of the photo's: the nose may cover part of it)."""
+    kp_source = np.asarray(kp_source, np.float64)
+    kp_driving = np.asarray(kp_driving, np.float64)
+    src, drv = kpt.eye_openness(kp_source), kpt.eye_openness(kp_driving)
     both = np.minimum(src[None], drv)
-    return ramp(both, config.closed, config.open) * ramp(
-        drv / np.maximum(src[None], 1e-6), config.squash_low, config.squash_high
+    turned = _widths(kp_driving) / np.maximum(_widths(kp_source)[None], 1e-6)
+    return (
+        ramp(both, config.closed, config.open)
+        * ramp(drv / np.maximum(src[None], 1e-6), config.squash_low, config.squash_high)
+        * ramp(turned, config.turned_low, config.turned_high)
     )
 
 
