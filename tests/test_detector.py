@@ -845,3 +845,92 @@ def test_leave_one_family_out_bench_trains_every_run_with_a_recipe(two_family_se
         with pytest.raises(InputError, match=match):
             detector_lofo.run(tmp_path / "b", quick=True, pack=two_family_set, config=recipe)
     assert not (tmp_path / "b").exists()
+
+
+# ---------------------------------------------------------------- crop score
+
+
+def test_mask_evidence_reads_the_strongest_cells_and_the_score_adds_it():
+    from likeness.detector.scoring import ScoreConfig, crop_scores, mask_evidence
+
+    maps = np.full((3, 20, 20), 0.01)
+    maps[1, :2, :] = 0.9  # 40 of 400 cells changed: a mouth-sized region
+    maps[2, 0, 0] = 0.9  # one cell: diluted by the other 39 of the top tenth
+    ev = mask_evidence(maps, 0.1)
+    np.testing.assert_allclose(ev[1], np.log(0.9 / 0.1), rtol=1e-6)
+    assert ev[0] < ev[2] < ev[1]
+    logits = np.array([0.5, -1.0, 0.0])
+    np.testing.assert_allclose(crop_scores(logits, maps, ScoreConfig()), logits)  # off
+    on = crop_scores(logits, maps, ScoreConfig(mask_weight=2.0))
+    np.testing.assert_allclose(on, logits + 2 * ev, rtol=1e-5)
+    assert on.argmax() == 1  # the changed region outweighs a higher logit
+    np.testing.assert_allclose(crop_scores(logits, None, ScoreConfig(mask_weight=2.0)), logits)
+
+
+def test_the_score_setting_travels_with_the_calibration_and_old_files_read_as_before(tmp_path):
+    from likeness.detector.model import Decision, read_decision
+    from likeness.detector.scoring import ScoreConfig
+    from likeness.errors import ModelError
+
+    on = Decision(threshold=0.6, score=ScoreConfig(mask_weight=2.0, mask_top=0.2))
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps(on.to_dict()))
+    assert read_decision(path).score == ScoreConfig(mask_weight=2.0, mask_top=0.2)
+    old = on.to_dict()
+    del old["score"]  # a calibration.json from before the field
+    path.write_text(json.dumps(old))
+    assert read_decision(path).score == ScoreConfig()
+    old["score"] = {"mask_weight": -1}
+    path.write_text(json.dumps(old))
+    with pytest.raises(ModelError):
+        read_decision(path)
+
+
+def test_scores_add_the_dense_heads_evidence_only_when_the_decision_asks(tmp_path):
+    from likeness.detector.config import preset
+    from likeness.detector.model import Decision, DetectorModel
+    from likeness.detector.network import FaceClassifier
+    from likeness.detector.scoring import ScoreConfig, mask_evidence
+
+    torch.manual_seed(0)
+    net = FaceClassifier(preset("tiny"))
+    crops = np.random.default_rng(2).integers(0, 256, (4, 256, 256, 3), np.uint8)
+    off = DetectorModel(net, Decision())
+    np.testing.assert_allclose(off.scores(crops), off.logits(crops))
+    on = DetectorModel(net, Decision(score=ScoreConfig(mask_weight=2.0)))
+    logits, maps = on.dense(crops)
+    np.testing.assert_allclose(on.scores(crops), logits + 2 * mask_evidence(maps, 0.1), rtol=1e-5)
+    # the fused scorer's maps are the trained network's (batch norms folded)
+    with torch.no_grad():
+        from likeness.detector.data import resize_to
+        from likeness.tensors import to_tensor
+
+        x = to_tensor(np.stack([resize_to(c, net.config.input_size) for c in crops]), "cpu")
+        want_logits, want_mask = net.eval().forward_dense(x)
+    np.testing.assert_allclose(logits, want_logits.numpy(), atol=1e-4)
+    np.testing.assert_allclose(maps, torch.sigmoid(want_mask).numpy(), atol=1e-4)
+    # calibrated probabilities follow the score
+    assert np.argsort(on.probabilities(crops)).tolist() == np.argsort(on.scores(crops)).tolist()
+
+
+def test_a_run_with_the_dense_evidence_on_validates_and_ships_with_it(astro_set, tmp_path):
+    from likeness.detector.model import DetectorModel
+    from likeness.detector.scoring import ScoreConfig, crop_scores
+
+    trainer = _train(astro_set, tmp_path / "run", steps=120, score={"mask_weight": 2.0})
+    # validation scores are the logits plus the evidence of the same network's maps
+    from likeness.detector.data import evaluation_images
+    from likeness.tensors import to_tensor
+
+    images = evaluation_images(trainer.data, trainer.val, trainer.config.input_size)
+    with torch.no_grad():
+        logits, mask = trainer.exported.eval().forward_dense(to_tensor(images, "cpu"))
+    want = crop_scores(logits.numpy(), torch.sigmoid(mask).numpy(), ScoreConfig(mask_weight=2.0))
+    np.testing.assert_allclose(trainer.val_logits(), want, rtol=1e-4, atol=1e-4)
+    # calibrated on those scores, and the setting travels with the weights to `scan`
+    shipped = DetectorModel.from_pretrained(tmp_path / "run" / "weights")
+    assert shipped.decision.score == ScoreConfig(mask_weight=2.0)
+    probs = shipped.probabilities(np.stack([trainer.data.read(s) for s in trainer.val]))
+    # (the weights ship in float16: within 0.01 here)
+    np.testing.assert_allclose(probs, shipped.decision.calibration(want), atol=0.02)
+    assert shipped.decision.threshold == pytest.approx(trainer.decision.threshold)

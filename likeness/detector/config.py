@@ -7,10 +7,11 @@ cannot drift apart silently.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from likeness.config import JsonConfig
+from likeness.detector.scoring import ScoreConfig
 from likeness.errors import InputError
 
 
@@ -164,6 +165,14 @@ class TrainConfig(JsonConfig):
     # steps: 0.787 -> 0.725), but the halfway mix of v3 and that fine-tune scored 0.811,
     # better than either on every family (test split, 2026-12-01).
     ema: float = 0.0
+    # How a crop's score is made from the network's outputs, for validation, model
+    # selection and calibration (and so for `scan`, which reads it from the weights'
+    # calibration.json). Off (the logit alone) by default: `detector.scoring.MEASURED`
+    # (the logit plus twice the dense head's evidence) raised v3's video AUC on every
+    # family but flagged more real videos at half size and lowered TPR at 1 % FPR at
+    # the threshold calibrated as it is (see `detector.scoring`); a run can turn it on
+    # with `{"score": {"mask_weight": 2.0}}`.
+    score: ScoreConfig = field(default_factory=ScoreConfig)
 
     @classmethod
     def from_dict(cls, data: dict, what: str | None = None) -> TrainConfig:

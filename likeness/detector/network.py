@@ -49,6 +49,21 @@ class MaskHead(nn.Module):
         return self.fuse(self.lateral_fine(fine) + up).squeeze(1)
 
 
+class DenseOutputs(nn.Module):
+    """Backbone and mask head as one module on prepared input -> (logits (N,), mask
+    logits (N, S/8, S/8)). Not part of FaceClassifier's state (it holds the same
+    modules): the inference wrapper builds it to trace and fuse both outputs at once."""
+
+    def __init__(self, backbone: nn.Module, mask_head: MaskHead) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.mask_head = mask_head
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        final, stages = self.backbone.forward_intermediates(x, indices=list(MASK_STAGES))
+        return self.backbone.forward_head(final).squeeze(-1), self.mask_head(*stages)
+
+
 class FaceClassifier(nn.Module):
     def __init__(self, config: DetectorConfig) -> None:
         super().__init__()
@@ -83,6 +98,4 @@ class FaceClassifier(nn.Module):
         x = self.prepare(images)
         if self.mask_head is None:
             return self.backbone(x).squeeze(-1), None
-        final, stages = self.backbone.forward_intermediates(x, indices=list(MASK_STAGES))
-        logits = self.backbone.forward_head(final).squeeze(-1)
-        return logits, self.mask_head(*stages)
+        return DenseOutputs(self.backbone, self.mask_head)(x)

@@ -36,6 +36,7 @@ from likeness.detector.data import BatchSampler, evaluation_images, subsample
 from likeness.detector.model import Decision, save_weights
 from likeness.detector.network import FaceClassifier
 from likeness.detector.pooling import PoolingConfig, pool_scores
+from likeness.detector.scoring import crop_scores, uses_maps
 from likeness.errors import InputError
 from likeness.jsonio import json_safe
 from likeness.tensors import to_tensor
@@ -215,11 +216,17 @@ class Trainer:
         if self._val_images is None:
             self._val_images = evaluation_images(self.data, self.val, self.config.input_size)
         network = self.exported.eval()
+        dense = uses_maps(self.train.score, network.mask_head is not None)
         out = []
         for start in range(0, len(self.val), 64):
             x = to_tensor(self._val_images[start : start + 64], self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                out.append(network(x).float().cpu().numpy())
+                if dense:
+                    logits, mask = network.forward_dense(x)
+                    maps = torch.sigmoid(mask.float()).cpu().numpy()
+                    out.append(crop_scores(logits.float().cpu().numpy(), maps, self.train.score))
+                else:
+                    out.append(network(x).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     def validate(self) -> dict[str, float]:
@@ -306,6 +313,7 @@ class Trainer:
             target_fpr=tr.target_fpr,
             pooling=pooling,
             validation=json_safe(validation),
+            score=tr.score,
         )
 
     # ------------------------------------------------------------ checkpoints

@@ -224,7 +224,7 @@ class Scanner:
                 return
             # Scores only; the few top frames' heat maps come at the end (the dense head
             # costs 11 % more CPU than the scores alone: batch of 16, median of 6).
-            probs = decision.calibration(self.model.logits(np.stack([job.crop for job in pending])))
+            probs = decision.calibration(self.model.scores(np.stack([job.crop for job in pending])))
             for p, job in zip(probs, pending, strict=True):
                 p = float(p)
                 face = faces[job.face]
