@@ -167,11 +167,11 @@ class TrainConfig(JsonConfig):
     ema: float = 0.0
     # How a crop's score is made from the network's outputs, for validation, model
     # selection and calibration (and so for `scan`, which reads it from the weights'
-    # calibration.json). Off (the logit alone) by default: `detector.scoring.MEASURED`
-    # (the logit plus twice the dense head's evidence) raised v3's video AUC on every
-    # family but flagged more real videos at half size and lowered TPR at 1 % FPR at
-    # the threshold calibrated as it is (see `detector.scoring`); a run can turn it on
-    # with `{"score": {"mask_weight": 2.0}}`.
+    # calibration.json). Off (the logit alone) by default: validation's choice, the
+    # logit plus twice the dense head's evidence (`detector.scoring`), raised v3's
+    # video AUC on every family but flagged more real videos at half size and lowered
+    # TPR at 1 % FPR at the threshold calibrated as it is; a run turns it on with
+    # `{"score": {"mask_weight": 2.0}}`.
     score: ScoreConfig = field(default_factory=ScoreConfig)
 
     @classmethod

@@ -23,7 +23,7 @@ import torch
 
 from likeness.detector.calibrate import IDENTITY, Calibration
 from likeness.detector.config import DetectorConfig
-from likeness.detector.network import FaceClassifier
+from likeness.detector.network import DenseOutputs, FaceClassifier
 from likeness.detector.pooling import PoolingConfig
 from likeness.detector.scoring import ScoreConfig, crop_scores, uses_maps
 from likeness.errors import InputError, ModelError
@@ -160,8 +160,6 @@ class DetectorModel:
         (batch of 16 at 160 px, 2 threads, median of 6: 0.385 s as trained, 0.258 s
         folded, the logits alone 0.248 s; outputs within 3e-6)."""
         if self._dense_scoring is None:
-            from likeness.detector.network import DenseOutputs
-
             self._dense_scoring = self._fused(
                 DenseOutputs(self.network.backbone, self.network.mask_head)
             )

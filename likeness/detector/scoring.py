@@ -63,10 +63,6 @@ class ScoreConfig(JsonConfig):
             raise ModelError("detector score mask_top must be a number in (0, 1]")
 
 
-# The setting measured above (validation's choice), for runs that turn it on.
-MEASURED = ScoreConfig(mask_weight=2.0, mask_top=0.1)
-
-
 def mask_evidence(maps: np.ndarray, top: float) -> np.ndarray:
     """(N, h, w) changed-region probabilities -> (N,) logit of the mean of each map's
     highest `top` share of cells."""

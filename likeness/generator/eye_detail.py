@@ -29,7 +29,7 @@ import numpy as np
 
 from likeness.config import JsonConfig
 from likeness.generator import keypoints as kpt
-from likeness.generator.gaze import EYES, eye_coords, lid_curve, ramp
+from likeness.generator.gaze import EYES, EyeFrame, ramp
 
 
 @dataclass(frozen=True)
@@ -87,37 +87,6 @@ def weights(kp_source: np.ndarray, kp_driving: np.ndarray, config: EyeDetailConf
     )
 
 
-class _Eye:
-    """One eye's frame in a picture: corners, axis and lid curves (eye widths)."""
-
-    def __init__(self, px: np.ndarray, eye: int) -> None:
-        (outer, inner), upper, lower, _ = EYES[eye]
-        self.o, self.i = px[outer], px[inner]
-        self.axis = self.o - self.i
-        self.width = float(np.hypot(*self.axis))
-        self.normal = np.array([-self.axis[1], self.axis[0]])
-        self.lids = [eye_coords(px[list(rows)], self.o, self.i) for rows in (upper, lower)]
-        # Which way (in v) the upper lid lies from the lower one in this picture.
-        self.up = float(np.sign(np.mean(self.lids[0][:, 1] - self.lids[1][:, 1])) or 1.0)
-
-    def curves(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return lid_curve(u, self.lids[0]), lid_curve(u, self.lids[1])
-
-    def to_pixels(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = self.i[0] + u * self.axis[0] + v * self.normal[0]
-        y = self.i[1] + u * self.axis[1] + v * self.normal[1]
-        return x, y
-
-
-def _box(eye: _Eye, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
-    n = eye.normal
-    corners = np.array([eye.i + s * n + t * eye.axis for s in (-0.6, 0.6) for t in (-0.2, 1.2)])
-    x0, y0 = np.floor(corners.min(0)).astype(int) - 2
-    x1, y1 = np.ceil(corners.max(0)).astype(int) + 3
-    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, shape[1]), min(y1, shape[0])
-    return (x0, y0, x1, y1) if x1 - x0 >= 4 and y1 - y0 >= 4 else None
-
-
 def transfer_eye(
     frame: np.ndarray,
     source: np.ndarray,
@@ -132,15 +101,15 @@ def transfer_eye(
     outside the eye's box are returned unchanged."""
     if weight <= 0:
         return frame
-    d, s = _Eye(px_driving, eye), _Eye(px_source, eye)
+    d, s = EyeFrame(px_driving, eye), EyeFrame(px_source, eye)
     if d.width < 4 or s.width < 4:
         return frame
-    box = _box(d, frame.shape[:2])
+    box = d.box(frame.shape, across=0.6, along=0.2, min_side=4)
     if box is None:
         return frame
     x0, y0, x1, y1 = box
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
-    uv = eye_coords(np.stack([xx, yy], -1), d.o, d.i)
+    uv = d.coords(np.stack([xx, yy], -1))
     u, v = uv[..., 0], uv[..., 1]
     uc = np.clip(u, 0.0, 1.0)
     (up_d, lo_d), (up_s, lo_s) = d.curves(uc), s.curves(uc)
@@ -151,10 +120,10 @@ def transfer_eye(
     scale = np.where(gap_d > 1e-3, gap_s / np.maximum(gap_d, 1e-3), 1.0)
     t_s = np.where(t_d < 0, t_d, np.where(inside, t_d * scale, gap_s + (t_d - gap_d)))
     v_s = up_s - t_s * s.up
-    map_x, map_y = s.to_pixels(u, v_s)
+    maps = s.to_pixels(u, v_s).astype(np.float32)
     warped = cv2.remap(
-        source.astype(np.float32), map_x.astype(np.float32), map_y.astype(np.float32),
-        cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101,
+        source.astype(np.float32), maps[..., 0], maps[..., 1], cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REFLECT_101,
     )  # fmt: skip
     # Where the step applies: the aperture, a band over the upper lid and under the
     # lower one, a little past the corners; feathered by distance to its edge.

@@ -98,12 +98,9 @@ def carry_irises(kp: np.ndarray, tracked: np.ndarray) -> np.ndarray:
     0.0431 for the mesh), while the face stack's iris model, which the tracker runs on
     every driving frame anyway, reads them well; the rest of the learnt motion is kept."""
     out = np.array(kp, copy=True)
-    for (outer, inner), _, _, iris in EYES:
+    for eye, ((outer, inner), _, _, iris) in enumerate(EYES):
         u, v = eye_coords(tracked[iris, :2], tracked[outer, :2], tracked[inner, :2])
-        o, i = out[outer, :2].astype(np.float64), out[inner, :2].astype(np.float64)
-        axis = o - i
-        normal = np.array([-axis[1], axis[0]])
-        out[iris, :2] = i + u * axis + v * normal
+        out[iris, :2] = EyeFrame(out[:, :2].astype(np.float64), eye).to_pixels(u, v)
     return out
 
 
@@ -120,6 +117,47 @@ def gaze_shifts(kp_source: np.ndarray, kp_driving: np.ndarray, config: GazeConfi
 def ramp(x, low: float, high: float) -> np.ndarray:
     """0 at and below `low`, 1 from `high`, linear between (an eye's openness gate)."""
     return np.clip((np.asarray(x, np.float64) - low) / max(high - low, 1e-6), 0.0, 1.0)
+
+
+class EyeFrame:
+    """One eye in a picture, in pixels: its corners, the inner -> outer axis and its
+    normal (the axis turned a quarter, same length: v counts eye widths), its lid points
+    in eye coordinates, and on which side (sign of v) the upper lid lies."""
+
+    def __init__(self, px: np.ndarray, eye: int) -> None:
+        (outer, inner), upper, lower, _ = EYES[eye]
+        self.o, self.i = px[outer], px[inner]
+        self.axis = self.o - self.i
+        self.width = float(np.hypot(*self.axis))
+        self.normal = np.array([-self.axis[1], self.axis[0]])
+        self.lids = [eye_coords(px[list(rows)], self.o, self.i) for rows in (upper, lower)]
+        self.up = float(np.sign(np.mean(self.lids[0][:, 1] - self.lids[1][:, 1])) or 1.0)
+
+    def coords(self, points: np.ndarray) -> np.ndarray:
+        """(..., 2) pixels -> (..., 2) eye coordinates (u, v)."""
+        return eye_coords(points, self.o, self.i)
+
+    def curves(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The upper and the lower lid's v at each u."""
+        return lid_curve(u, self.lids[0]), lid_curve(u, self.lids[1])
+
+    def to_pixels(self, u, v) -> np.ndarray:
+        """Eye coordinates -> pixels (..., 2)."""
+        u, v = np.asarray(u)[..., None], np.asarray(v)[..., None]
+        return self.i + u * self.axis + v * self.normal
+
+    def box(
+        self, shape: tuple[int, ...], across: float, along: float, min_side: int
+    ) -> tuple[int, int, int, int] | None:
+        """(x0, y0, x1, y1) around the eye: `across` eye widths either side of the
+        corner line, `along` past each corner, 2-3 px more, inside a picture of
+        `shape`; None when a side would be under `min_side` px."""
+        ends = (self.i - along * self.axis, self.o + along * self.axis)
+        corners = np.array([e + s * self.normal for e in ends for s in (-across, across)])
+        x0, y0 = np.floor(corners.min(0)).astype(int) - 2
+        x1, y1 = np.ceil(corners.max(0)).astype(int) + 3
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, shape[1]), min(y1, shape[0])
+        return (x0, y0, x1, y1) if x1 - x0 >= min_side and y1 - y0 >= min_side else None
 
 
 def lid_curve(u: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -148,31 +186,21 @@ def move_iris(
     unchanged."""
     if not np.any(np.abs(shift) > 1e-4):
         return image
-    size_y, size_x = image.shape[:2]
-    px = kpt.to_pixels(kp, size_x)[:, :2].astype(np.float64)
-    (outer, inner), upper, lower, _ = EYES[eye]
-    o, i = px[outer], px[inner]
-    axis = o - i
-    width = float(np.hypot(*axis))
-    if width < 2.0:
+    px = kpt.to_pixels(kp, image.shape[1])[:, :2].astype(np.float64)
+    frame = EyeFrame(px, eye)
+    if frame.width < 2.0:
         return image
-    normal = np.array([-axis[1], axis[0]])
-    lids = [eye_coords(px[list(rows)], o, i) for rows in (upper, lower)]
+    axis, normal, width, up_sign = frame.axis, frame.normal, frame.width, frame.up
     # The eye's box, with room for the lids' bulge.
-    corners = np.array(
-        [i, o, i + 0.5 * normal, i - 0.5 * normal, o + 0.5 * normal, o - 0.5 * normal]
-    )
-    x0, y0 = np.floor(corners.min(0)).astype(int) - 2
-    x1, y1 = np.ceil(corners.max(0)).astype(int) + 3
-    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, size_x), min(y1, size_y)
-    if x1 - x0 < 3 or y1 - y0 < 3:
+    box = frame.box(image.shape, across=0.5, along=0.0, min_side=3)
+    if box is None:
         return image
+    x0, y0, x1, y1 = box
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
-    uv = eye_coords(np.stack([xx, yy], -1), o, i)
+    uv = frame.coords(np.stack([xx, yy], -1))
     u, v = uv[..., 0], uv[..., 1]
-    a, b = lid_curve(u, lids[0]), lid_curve(u, lids[1])
+    a, b = frame.curves(u)
     bulge = 4 * u * (1 - u)
-    up_sign = np.sign(np.mean(lids[0][:, 1] - lids[1][:, 1])) or 1.0
     a = a + up_sign * config.upper_margin * bulge
     b = b - up_sign * config.lower_margin * bulge
     inside = (u > 0) & (u < 1) & (v > np.minimum(a, b)) & (v < np.maximum(a, b))
@@ -186,10 +214,10 @@ def move_iris(
     # longer than the shift while the iris sits more than a radius from the corner).
     r = config.iris_radius
     lo, hi = max(end - r, 1e-3), min(end + r, 1 - 1e-3)
-    ramp = np.where(u < lo, u / lo, np.where(u > hi, (1 - u) / (1 - hi), 1.0))
-    ramp = np.clip(ramp, 0.0, 1.0)
-    along = shift[0] * ramp
-    across_px = np.clip(shift[1] * width * ramp, -np.maximum(edge - 1, 0), np.maximum(edge - 1, 0))
+    taper = np.where(u < lo, u / lo, np.where(u > hi, (1 - u) / (1 - hi), 1.0))
+    taper = np.clip(taper, 0.0, 1.0)
+    along = shift[0] * taper
+    across_px = np.clip(shift[1] * width * taper, -np.maximum(edge - 1, 0), np.maximum(edge - 1, 0))
     src_x = xx - along * axis[0] - across_px * normal[0] / width
     src_y = yy - along * axis[1] - across_px * normal[1] / width
     work = image.astype(np.float32)
