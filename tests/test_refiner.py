@@ -18,7 +18,7 @@ pytest.importorskip("diffusers", reason="the refiner needs diffusers (pip instal
 
 from likeness.errors import ModelError
 from likeness.generator import keypoints as kpt
-from likeness.generator.refiner.config import preset
+from likeness.generator.refiner.config import RefinerTrainConfig, preset
 from likeness.generator.refiner.model import RefinerModel, save_weights
 from likeness.generator.refiner.network import RefinerNetwork
 from tests import samples
@@ -206,3 +206,69 @@ def test_scene_path_refines_and_names_the_refiner(
         verdict = verify_file(target, [root_pem])
         assert verdict.manifest == "trusted" and verdict.watermark_found, verdict.reasons
         assert verdict.summary.model["name"] == "likeness-portrait-tiny+likeness-refiner-tiny"
+
+
+def _mouth_keypoints(gap: float) -> np.ndarray:
+    """Keypoints (K, 3) of a face whose inner lips are `gap` apart (crop units) and whose
+    eyes are open."""
+    from likeness.generator.refiner.mask import EYE_APERTURES, INNER_LIPS
+
+    kp = np.zeros((kpt.N_KEYPOINTS, 3), np.float32)
+    left, upper, right, lower = INNER_LIPS
+    kp[left, :2], kp[right, :2] = (-0.2, 0.4), (0.2, 0.4)
+    kp[upper, :2], kp[lower, :2] = (0.0, 0.4 - gap / 2), (0.0, 0.4 + gap / 2)
+    for ring, cx in zip(EYE_APERTURES, (-0.3, 0.3), strict=True):
+        angles = np.linspace(0, 2 * np.pi, len(ring), endpoint=False)
+        kp[list(ring), 0] = cx + 0.1 * np.cos(angles)
+        kp[list(ring), 1] = -0.1 + 0.04 * np.sin(angles)
+    return kp
+
+
+def test_apertures_mark_the_open_mouth_and_the_eyes():
+    from likeness.generator.refiner.mask import apertures
+
+    size = 128
+    shut, open_ = apertures(_mouth_keypoints(0.0), size), apertures(_mouth_keypoints(0.1), size)
+    assert shut.shape == (2, size, size) and shut.dtype == np.float32
+
+    def px(x: float, y: float) -> tuple[int, int]:
+        return int((y + 1) / 2 * size), int((x + 1) / 2 * size)
+
+    assert open_[1][px(0.0, 0.4)] == 1.0 and open_[1][px(0.0, 0.2)] == 0.0
+    # Two parabolas 0.1 apart at the middle, 0.4 wide: a lens of 2/3 of 0.4 x 0.1 (109
+    # px of a 128 px crop, 1 unit = 64 px; 112 px drawn).
+    assert 0.6 * 0.4 * 0.1 * 64**2 < open_[1].sum() < 0.8 * 0.4 * 0.1 * 64**2
+    assert shut[1].sum() < 0.1 * open_[1].sum()  # shut lips: next to nothing (6.5 px)
+    # Both eyes, whatever the mouth does; nothing of them in the mouth channel.
+    assert np.array_equal(shut[0], open_[0])
+    assert shut[0][px(-0.3, -0.1)] == 1.0 and shut[0][px(0.3, -0.1)] == 1.0
+    assert shut[0][px(0.0, -0.1)] == 0.0 and open_[1][px(-0.3, -0.1)] == 0.0
+
+
+def test_a_refiner_with_apertures_reads_them(tmp_path: Path):
+    """The apertures preset feeds the mouth opening to the network: the same render
+    refines differently when the driver's mouth is open, and only inside the face."""
+    import dataclasses
+
+    import torch
+
+    from likeness.generator.refiner.data import CropSampler
+    from likeness.generator.refiner.pairs import load_pairs
+
+    torch.manual_seed(0)
+    config = dataclasses.replace(preset("tiny"), apertures=True)
+    assert config.guide_channels == 3 and preset("apertures").apertures
+    model = RefinerModel(RefinerNetwork(config))
+    rng = np.random.default_rng(3)
+    render = textured(rng, 1)
+    shut, open_ = _mouth_keypoints(0.0)[None], _mouth_keypoints(0.12)[None]
+    a, b = model.refine(render, shut), model.refine(render, open_)
+    differ = np.abs(a.astype(int) - b.astype(int)).max(axis=-1)[0] > 0
+    assert differ.any()
+    assert not differ[model.masks(open_, SIZE)[0] == 0].any()
+    # Training crops carry the same guide: face mask first, then the apertures.
+    _write_pairs(tmp_path, "train", 4, rng)
+    train = RefinerTrainConfig(crop=32)
+    batch = CropSampler(load_pairs(tmp_path, "train"), config, train).batch(0, batch_size=4)
+    assert batch["guide"].shape == (4, 3, 32, 32)
+    assert torch.equal(batch["guide"][:, :1], batch["mask"])

@@ -46,6 +46,16 @@ class RefinerConfig(JsonConfig):
     # (fractions of the crop side); outside it the render is left as it is.
     mask_grow: float = 0.02
     mask_feather: float = 0.03
+    # Also read the driving keypoints' eye apertures and inner-lip opening (two more
+    # channels per pixel, `mask.apertures`): the render alone cannot tell a mouth it
+    # left shut from one the driver shut.
+    apertures: bool = False
+
+    @property
+    def guide_channels(self) -> int:
+        """Channels beside the render and the noisy residual: the face mask, and the
+        apertures when asked."""
+        return 3 if self.apertures else 1
 
     def validate(self) -> None:
         if self.prediction_type not in PREDICTIONS:
@@ -66,6 +76,8 @@ class RefinerConfig(JsonConfig):
 
 PRESETS: dict[str, RefinerConfig] = {
     "small": RefinerConfig(),
+    # The same network reading the eye and mouth apertures too.
+    "apertures": RefinerConfig(name="likeness-refiner-a", apertures=True),
     # Tests and smoke runs: a few thousand parameters, trains in seconds.
     "tiny": RefinerConfig(
         name="likeness-refiner-tiny",

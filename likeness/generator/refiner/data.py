@@ -10,7 +10,7 @@ import torch
 
 from likeness.errors import InputError
 from likeness.generator.refiner.config import RefinerConfig, RefinerTrainConfig
-from likeness.generator.refiner.mask import face_mask, region_mask
+from likeness.generator.refiner.mask import apertures, face_mask, region_mask
 from likeness.generator.refiner.pairs import Pairs
 
 
@@ -27,6 +27,13 @@ class CropSampler:
         masks = [face_mask(k, size, config.mask_grow, config.mask_feather) for k in pairs.kp]
         self.masks = np.stack([(m * 255).round().astype(np.uint8) for m in masks])
         self.regions = np.stack([region_mask(k, size).astype(np.uint8) for k in pairs.kp])
+        # The guide's channels after the face mask (`model.guide`), as uint8.
+        extra = config.guide_channels - 1
+        self.apertures = (
+            np.stack([(apertures(k, size) * 255).round().astype(np.uint8) for k in pairs.kp])
+            if extra
+            else np.zeros((len(pairs), 0, size, size), np.uint8)
+        )
         # The face's box per pair: crops are centred inside it.
         self.boxes = []
         for m in self.masks:
@@ -43,7 +50,8 @@ class CropSampler:
         b = batch_size or tr.batch_size
         c, s = tr.crop, self.size
         rng = np.random.default_rng([tr.seed if seed is None else seed, step])
-        cols: dict[str, list] = {k: [] for k in ("render", "target", "valid", "mask", "region")}
+        keys = ("render", "target", "valid", "mask", "region", "guide")
+        cols: dict[str, list] = {k: [] for k in keys}
         for _ in range(b):
             i = int(rng.integers(len(self.pairs)))
             y_lo, y_hi, x_lo, x_hi = self.boxes[i]
@@ -58,6 +66,8 @@ class CropSampler:
                 "mask": self.masks[i][win][..., None].astype(np.float32) / 255.0,
                 "region": self.regions[i][win][..., None].astype(np.float32),
             }
+            extra = self.apertures[i][(slice(None), *win)].transpose(1, 2, 0) / np.float32(255)
+            parts["guide"] = np.concatenate([parts["mask"], extra], axis=-1)
             flip = rng.random() < tr.flip
             for k, v in parts.items():
                 v = v[:, ::-1] if flip else v

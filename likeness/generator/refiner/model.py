@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from likeness.generator.refiner.config import RefinerConfig
-from likeness.generator.refiner.mask import face_masks
+from likeness.generator.refiner.mask import apertures, face_masks
 from likeness.generator.refiner.network import RefinerNetwork
 from likeness.tensors import to_tensor, to_uint8
 from likeness.weights_io import load_model, model_files, save_model
@@ -51,19 +51,29 @@ def sample_residual(
     net: RefinerNetwork,
     scheduler,
     render: torch.Tensor,
-    mask: torch.Tensor,
+    guide: torch.Tensor,
     noise: torch.Tensor,
     steps: int,
 ) -> torch.Tensor:
     """The residual (B, 3, H, W) in image units ([0, 1] scale) for renders (B, 3, H, W)
-    in [0, 1] and masks (B, 1, H, W), from `noise` (B, 3, H, W) in `steps` DDIM steps."""
+    in [0, 1] and guides (B, G, H, W: `guide`), from `noise` (B, 3, H, W) in `steps`
+    DDIM steps."""
     scheduler.set_timesteps(steps, device=render.device)
     x = noise
     for t in scheduler.timesteps:
         tt = t.to(render.device).expand(render.shape[0])
-        pred = net(render, mask, x, tt)
+        pred = net(render, guide, x, tt)
         x = scheduler.step(pred, t, x, eta=0.0).prev_sample
     return x / net.config.residual_scale
+
+
+def guide(config: RefinerConfig, masks: np.ndarray, kps: np.ndarray) -> np.ndarray:
+    """(N, G, S, S) float32: what the network reads beside the render, for face masks
+    (N, S, S) and the keypoints (N, K, 3) they came from."""
+    parts = [masks[:, None]]
+    if config.apertures:
+        parts.append(np.stack([apertures(k, masks.shape[-1]) for k in kps]))
+    return np.concatenate(parts, axis=1).astype(np.float32)
 
 
 def face_box(masks: np.ndarray, multiple: int) -> tuple[int, int, int, int]:
@@ -133,10 +143,16 @@ class RefinerModel:
         if y1 <= y0 or x1 <= x0:
             return renders.copy()
         crop = to_tensor(renders[:, y0:y1, x0:x1], self.device)
+        guides = guide(self.config, masks, kps)[:, :, y0:y1, x0:x1]
         mask = torch.from_numpy(masks[:, None, y0:y1, x0:x1]).to(self.device)
         noise = self._noise_for(size)[:, :, y0:y1, x0:x1].expand(len(renders), -1, -1, -1)
         residual = sample_residual(
-            self.network, self.scheduler, crop, mask, noise, steps or self.config.steps
+            self.network,
+            self.scheduler,
+            crop,
+            torch.from_numpy(np.ascontiguousarray(guides)).to(self.device),
+            noise,
+            steps or self.config.steps,
         )
         refined = to_uint8(crop + mask * residual.float() * self.config.strength)
         out = renders.copy()

@@ -1,5 +1,6 @@
 """The refiner's network: a diffusers `UNet2DModel` (on 4x4 pixel blocks) that reads the
-render, the face mask and the noisy residual (7 channels per pixel, concatenated) and
+render, the guide (the face mask, and with `RefinerConfig.apertures` the eye and mouth
+apertures) and the noisy residual (7 or 9 channels per pixel, concatenated) and
 predicts the residual's target
 (v, epsilon or the residual itself, per `RefinerConfig.prediction_type`).
 
@@ -16,12 +17,11 @@ from torch import nn
 from likeness.errors import SetupError
 from likeness.generator.refiner.config import RefinerConfig
 
-IN_CHANNELS = 7  # render RGB + face mask + noisy residual RGB, per pixel
 OUT_CHANNELS = 3
 
 
 class RefinerNetwork(nn.Module):
-    """Tensors in, tensors out: (render, mask, noisy residual, timestep) -> prediction."""
+    """Tensors in, tensors out: (render, guide, noisy residual, timestep) -> prediction."""
 
     def __init__(self, config: RefinerConfig) -> None:
         super().__init__()
@@ -37,7 +37,7 @@ class RefinerNetwork(nn.Module):
         block = config.unshuffle**2
         self.unet = UNet2DModel(
             sample_size=128 // config.unshuffle,
-            in_channels=IN_CHANNELS * block,
+            in_channels=(3 + config.guide_channels + 3) * block,
             out_channels=OUT_CHANNELS * block,
             block_out_channels=tuple(config.block_out_channels),
             layers_per_block=config.layers_per_block,
@@ -53,11 +53,12 @@ class RefinerNetwork(nn.Module):
         return self.config.unshuffle * 2 ** (len(self.config.block_out_channels) - 1)
 
     def forward(
-        self, render: torch.Tensor, mask: torch.Tensor, noisy: torch.Tensor, t: torch.Tensor
+        self, render: torch.Tensor, guide: torch.Tensor, noisy: torch.Tensor, t: torch.Tensor
     ) -> torch.Tensor:
-        """render (B, 3, H, W) in [0, 1]; mask (B, 1, H, W); noisy (B, 3, H, W); t (B,)."""
+        """render (B, 3, H, W) in [0, 1]; guide (B, `config.guide_channels`, H, W) in
+        [0, 1], the face mask first; noisy (B, 3, H, W); t (B,)."""
         f = self.config.unshuffle
-        x = torch.cat([render * 2 - 1, mask, noisy], dim=1)
+        x = torch.cat([render * 2 - 1, guide, noisy], dim=1)
         if f > 1:
             x = F.pixel_unshuffle(x, f)
         y = self.unet(x, t).sample

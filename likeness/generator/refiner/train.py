@@ -121,7 +121,7 @@ class RefinerTrainer:
             want = noise
         else:
             want = x0
-        pred = self.net(b["render"], b["mask"], noisy, t)
+        pred = self.net(b["render"], b["guide"], noisy, t)
         weight = b["mask"] * b["valid"] * (1 + self.train.region_weight * b["region"])
         err = (pred - want).abs() if self.train.loss == "l1" else (pred - want) ** 2
         return (err * weight).sum() / (weight.sum() * 3 + 1.0)
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--minutes", type=float, default=None)
     parser.add_argument("--steps", type=int, default=None, help="at most this many more steps")
-    parser.add_argument("--preset", default=None, help="small (default) or tiny")
+    parser.add_argument("--preset", default=None, help="small (default), apertures or tiny")
     parser.add_argument(
         "--set", action="append", default=[], metavar="FIELD=JSON", help="training config field"
     )
