@@ -272,3 +272,14 @@ def test_a_refiner_with_apertures_reads_them(tmp_path: Path):
     batch = CropSampler(load_pairs(tmp_path, "train"), config, train).batch(0, batch_size=4)
     assert batch["guide"].shape == (4, 3, 32, 32)
     assert torch.equal(batch["guide"][:, :1], batch["mask"])
+
+
+def test_bench_mouth_figures_skip_frames_without_a_face():
+    from likeness.bench.refiner import mouth_figures
+
+    truth = np.array([0.0, 0.1, 0.2, 0.3, np.nan])
+    got = np.array([0.0, 0.05, 0.1, np.nan, 0.3])  # half the opening, one face lost
+    figures = mouth_figures(got, truth)
+    assert figures["mouth_open_corr"] == pytest.approx(1.0)
+    assert figures["mouth_open_error"] == pytest.approx(0.05)  # (0 + 0.05 + 0.1) / 3
+    assert mouth_figures(truth[::-1].copy(), truth)["mouth_open_corr"] < 0
