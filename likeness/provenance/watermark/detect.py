@@ -43,13 +43,19 @@ RADIAL_ANGLES = 2  # angles read from the polar map along which periods are sear
 RADIAL_ANGLE_STEPS = (-0.4, 0.0, 0.4)  # degrees around each (the angle is read to ~0.3)
 RADIAL_PERIODS = 3  # periods taken along each
 RADIAL_MAX_SIDE = 3.0  # only in frames up to this many minimum tiles on the short side
-# Frames of small_side and under also try their tile period at every whole degree of
+# Frames of small_side and under that still hold 1.5 small-frame tiles (192-256 px: a
+# small frame as marked, or cropped) also try that tile at every whole degree of
 # +-max_rotation: with two tiles a side the picture's own structure can outrank the
 # lattice's peak in the autocorrelation, and then no candidate angle is right
 # (st2-spata, 256 px, rotation 2 + CRF 28: read at 0.58 degrees, z 5.2, lost; with the
-# sweep at -2.0, z 11.0, found). It doubles the hypotheses of a small frame (p_false
-# counts them); half-degree steps found nothing more on the bench's five small clips.
+# sweep at -2.0, z 11.0, found). Measured on the bench's five 256 px clips x 3 other
+# keys: rotation 2 + CRF 28 12 -> 15 of 15, crop 10 % + rotation 2 + CRF 28 6 -> 11,
+# CRF 33/35, rotations 5 and 10 (+ CRF 28) and crop 10 % + rotation 5 as before. The
+# sweep doubles such a frame's hypotheses (p_false counts them), which is why smaller
+# frames do not get it: swept there too, quarter scale lost 2 of 13. Half-degree steps
+# found nothing more.
 SWEEP_ANGLE_STEP = 1.0
+SWEEP_MIN_TILES = 1.5
 
 
 @dataclass
@@ -561,9 +567,10 @@ def detect_residual(
     if min(h, w) <= config.small_side and small_period(config) != round(periods[0][0]):
         at_angles.append((float(small_period(config)),) * 2)
     tilted = [basis(p, a) for p in at_angles for a in angles[:3]]
-    if min(h, w) <= config.small_side:
+    tile = float(small_period(config))
+    if SWEEP_MIN_TILES * tile <= min(h, w) <= config.small_side:
         sweep = np.arange(-config.max_rotation, config.max_rotation + 1e-6, SWEEP_ANGLE_STEP)
-        tilted += [basis(p, float(a)) for p in at_angles for a in sweep]
+        tilted += [basis(tile, float(a)) for a in sweep]
     for lattice in [*lattices, *tilted, *radial]:
         if not any(_similar(lattice, c) for c in candidates):
             candidates.append(lattice)
