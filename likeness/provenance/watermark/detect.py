@@ -52,8 +52,10 @@ RADIAL_MAX_SIDE = 3.0  # only in frames up to this many minimum tiles on the sho
 # keys: rotation 2 + CRF 28 12 -> 15 of 15, crop 10 % + rotation 2 + CRF 28 6 -> 11,
 # CRF 33/35, rotations 5 and 10 (+ CRF 28) and crop 10 % + rotation 5 as before. The
 # sweep doubles such a frame's hypotheses (p_false counts them), which is why smaller
-# frames do not get it: swept there too, quarter scale lost 2 of 13. Half-degree steps
-# found nothing more.
+# frames do not get it: swept there too, quarter scale lost 2 of 13. Turns between the
+# sweep's degrees are found too (the refinement takes them the rest of the way): -1.5
+# degrees + CRF 28, five 256 px clips x 2 keys, 6 -> 10 of 10 (2.5 and 3.5 degrees: 10
+# either way). Half-degree steps found nothing more.
 SWEEP_ANGLE_STEP = 1.0
 SWEEP_MIN_TILES = 1.5
 
