@@ -136,6 +136,26 @@ def test_p_value_math():
     assert with_check_bits(1.0, True, words=2) <= 1.0
 
 
+def test_key_id_route_costs_little_and_counts_32_check_bits():
+    from likeness.provenance.watermark.stats import ID_ROUTE_SHARE, with_key_id
+
+    share = 1 + ID_ROUTE_SHARE
+    # A word that passes the CRC alone: the two-word figure, raised by the id route's share.
+    assert with_key_id(0.01, True, False) == pytest.approx(share * with_check_bits(0.01, True, 2))
+    assert with_key_id(0.01, False, False) == 0.01 and with_key_id(0.01, False, True) == 0.01
+    # A blind word with the key id in place: 2^-32 over the route's share.
+    assert with_key_id(0.5, True, True) == pytest.approx(share * 0.5 * 2.0**-32 / ID_ROUTE_SHARE)
+    # A weak sync (the bench's crop + turn + CRF 28 read: p_sync 0.059) clears 1e-6 only
+    # this way.
+    assert with_key_id(0.059, True, False) > 1e-6 > with_key_id(0.059, True, True)
+    assert with_key_id(1.0, True, False) <= 1.0
+    # On an unmarked input the routes' chances add up to at most (1 + share) * t.
+    for t in (1e-9, 1e-6, 1e-3):
+        p_a = min(1.0, t / with_check_bits(1.0, True, 2)) * 2 * 2.0**-16
+        p_b = min(1.0, t * ID_ROUTE_SHARE * 2.0**32) * 2.0**-32
+        assert p_a + p_b <= share * t * (1 + 1e-9)
+
+
 def test_sync_statistic_is_calibrated_on_noise():
     """On noise the per-offset z is N(0,1) and the reported p is uniform or conservative."""
     bank = pattern_bank(KEY, CONFIG)
