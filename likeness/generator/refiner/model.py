@@ -144,15 +144,11 @@ class RefinerModel:
             return renders.copy()
         crop = to_tensor(renders[:, y0:y1, x0:x1], self.device)
         guides = guide(self.config, masks, kps)[:, :, y0:y1, x0:x1]
-        mask = torch.from_numpy(masks[:, None, y0:y1, x0:x1]).to(self.device)
+        guides = torch.from_numpy(np.ascontiguousarray(guides)).to(self.device)
+        mask = guides[:, :1]  # the face mask is the guide's first channel
         noise = self._noise_for(size)[:, :, y0:y1, x0:x1].expand(len(renders), -1, -1, -1)
         residual = sample_residual(
-            self.network,
-            self.scheduler,
-            crop,
-            torch.from_numpy(np.ascontiguousarray(guides)).to(self.device),
-            noise,
-            steps or self.config.steps,
+            self.network, self.scheduler, crop, guides, noise, steps or self.config.steps
         )
         refined = to_uint8(crop + mask * residual.float() * self.config.strength)
         out = renders.copy()

@@ -696,8 +696,9 @@ def _decide(
     id_checked = key_id is not None and payload is not None and payload.key_id == key_id
     if key_id is not None and not id_checked:
         known = viterbi_decode(soft, known_key_bits(key_id))
-        if check_message(known) is not None:
-            message, payload = known, check_message(known)
+        known_payload = check_message(known)
+        if known_payload is not None:
+            message, payload = known, known_payload
     crc_ok = payload is not None
     if key_id is None:
         p_false = with_check_bits(p_sync, crc_ok)

@@ -73,8 +73,7 @@ def with_key_id(p_sync: float, crc_ok: bool, id_checked: bool) -> float:
     smaller, when both routes accept). Measured gain: see detect._decide."""
     if not crc_ok:
         return p_sync
-    route_a = with_check_bits(p_sync, True, words=2)
-    stat = route_a
+    stat = with_check_bits(p_sync, True, words=2)
     if id_checked:
         stat = min(stat, p_sync * 2.0 ** -(CRC_BITS + KEY_BITS) / ID_ROUTE_SHARE)
     return min(1.0, (1.0 + ID_ROUTE_SHARE) * stat)
