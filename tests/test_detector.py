@@ -219,14 +219,14 @@ def _jittered_crops(rgb, face, n, rng, size=128):
         yield crop.image, mesh
 
 
-def _astro_fakes(out, astronaut, face, sizes, per_video, fake, seed, identity):
+def _astro_fakes(out, astronaut, face, sizes, per_video, fake, seed, identity, mask_size=0):
     """A FAKES folder of jittered astronaut crops: per crop a real one and `fake(i, crop,
     mesh, rng)` -> (family, image, mask or None); `sizes` maps split -> crops."""
     from likeness.datasets.fakes_format import FAKES_FORMAT, FAKES_VERSION, FakesWriter
     from likeness.faces.regions import KEY_LANDMARKS
 
     rng = np.random.default_rng(seed)
-    writer = FakesWriter(out)
+    writer = FakesWriter(out, mask_size=mask_size)
     for split, n in sizes.items():
         for i, (crop, mesh) in enumerate(_jittered_crops(astronaut, face, n, rng)):
             video = f"astro-{split}-{i // per_video}"
@@ -282,6 +282,39 @@ def test_batches_are_balanced_and_repeatable(astro_set):
     x2, y2 = sampler.batch(7)
     assert torch.equal(x, x2) and torch.equal(y, y2)
     assert not torch.equal(sampler.batch(8)[0], x)
+
+
+def test_masks_stored_small_give_the_batches_full_masks_give(tmp_path, astronaut, face_stack):
+    """`--mask-size` (a set small enough to carry to a GPU machine): the same crops and
+    the same batch masks, to within the smoothing of a 4x smaller map; the stored masks
+    take a fraction of the bytes."""
+    from likeness.datasets.fakes_format import FakesSet
+    from likeness.datasets.self_blend import self_blend
+    from likeness.detector.config import AugmentConfig, TrainConfig, preset
+    from likeness.detector.data import BatchSampler
+
+    def fake(i, crop, mesh, rng):
+        blend = self_blend(crop, mesh, rng)
+        return "sbi", blend.image, blend.mask
+
+    face = face_stack.analyze(astronaut)[0]
+    sets = [
+        FakesSet.open(_astro_fakes(tmp_path / f"m{size}", astronaut, face, {"train": 8}, 4,
+                                   fake, 0, lambda split: "astronaut", mask_size=size))
+        for size in (0, 32)
+    ]  # fmt: skip
+    full, small = sets
+    fakes = full.select("train", label=1)
+    assert full.mask(fakes[0]).shape == (128, 128) and small.mask(fakes[0]).shape == (32, 32)
+    size_of = lambda root: sum(p.stat().st_size for p in (root / "masks").rglob("*.png"))  # noqa: E731
+    assert size_of(small.root) < 0.3 * size_of(full.root)
+    still = AugmentConfig(flip=0, crop=0, colour=0, blur=0, resize=0, jpeg=0, h264=0, noise=0)
+    train = TrainConfig(batch_size=8, online_sbi=0.0, augment=still)
+    x0, y0, m0, k0 = BatchSampler(full, preset("tiny"), train).dense_batch(1)
+    x1, y1, m1, k1 = BatchSampler(small, preset("tiny"), train).dense_batch(1)
+    assert torch.equal(x0, x1) and torch.equal(y0, y1) and torch.equal(k0, k1)
+    assert int(k0.sum()) == 8 and m0[y0 == 1].mean() > 0.05  # every crop's mask is known
+    assert (m0 - m1).abs().mean() < 0.01 and (m0 - m1).abs().max() < 0.3
 
 
 def test_paired_fakes_are_made_from_a_real_crop_of_the_same_batch(astro_set):
@@ -612,6 +645,40 @@ def test_left_out_family_never_reaches_a_batch(astro_set):
     assert masks[labels == 0].abs().sum() == 0
     with pytest.raises(InputError, match="no fakes"):
         BatchSampler(data, preset("tiny"), TrainConfig(exclude_families=("sbi", "lowres")))
+
+
+def test_gpu_script_trains_from_the_tree_and_returns_what_the_tool_carries(astro_set, tmp_path):
+    """tools/gpu/train_detector.sh, dry run on the CPU (tiny preset): it probes the
+    throughput, sizes the schedule to the minutes given, and leaves the best weights,
+    their calibration and the logs in OUT, no more files than the device tool returns
+    (8), without the packages the GPU machine lacks."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    block = tmp_path / "block"
+    block.mkdir()
+    (block / "sitecustomize.py").write_text(
+        "import sys\nfor n in ('av', 'c2pa', 'ai_edge_litert', 'diffusers'):\n"
+        "    sys.modules[n] = None\n"
+    )
+    out = tmp_path / "out"
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+               PYTHONPATH=str(block), PRESET="tiny", MINUTES="0.1", BATCH="8", WORKERS="1",
+               DEVICE="cpu", DATA=str(astro_set), OUT=str(out), RUNS=str(tmp_path / "runs"),
+               OMP_NUM_THREADS="1")  # fmt: skip
+    done = subprocess.run(["bash", str(root / "tools/gpu/train_detector.sh")], cwd=root,
+                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    files = {p.name for p in out.iterdir()}
+    assert {"config.json", "model.safetensors", "loss.csv", "probe.txt"} <= files
+    assert len(files) <= 8
+    steps = int((out / "probe.txt").read_text().split()[1])
+    assert steps >= 100  # the floor: a schedule shorter than its warm-up is no run
+    with (out / "loss.csv").open() as fh:
+        last = list(csv.DictReader(fh))[-1]
+    assert 0 < int(last["step"]) <= steps
 
 
 def test_training_starts_from_another_detectors_backbone(astro_set, tmp_path):

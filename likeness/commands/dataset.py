@@ -124,6 +124,12 @@ def register(app: typer.Typer) -> None:
             max=100,
             help="JPEG quality of stored crops.",
         ),
+        mask_size: int = typer.Option(
+            default_of(FakesConfig, "mask_size"),
+            "--mask-size",
+            help="Side of the stored masks in pixels (0: the crop's); 64 makes a set small "
+            "enough to carry to a GPU machine.",
+        ),
         seed: int = typer.Option(
             default_of(FakesConfig, "seed"), help="Seed for every random choice."
         ),
@@ -152,6 +158,7 @@ def register(app: typer.Typer) -> None:
             generator=not no_generator,
             families=tuple(family) or PURE_FAMILIES,
             quality=quality,
+            mask_size=mask_size,
             seed=seed,
             device=choose_device(device),
             force=force,

@@ -39,6 +39,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from likeness.errors import InputError, OutputError
@@ -187,8 +188,9 @@ class FakesSet:
         return key
 
     def mask(self, sample: Sample) -> np.ndarray | None:
-        """(H, W) float32 in [0, 1]: where a fake crop was changed; zeros for a real
-        crop; None for a fake stored without one (format 1)."""
+        """(H, W) float32 in [0, 1]: where a fake crop was changed (smaller than the
+        crop when the set was made with `--mask-size`); zeros for a real crop; None for a
+        fake stored without one (format 1)."""
         if sample.label == 0:
             return None if sample.mask else np.zeros(self.read(sample).shape[:2], np.float32)
         if not sample.mask:
@@ -250,7 +252,9 @@ class FakesWriter:
     landmarks and manifest and renames the folder into place, so a half-built set never
     sits at the target path."""
 
-    def __init__(self, target: Path, quality: int = 95, force: bool = False) -> None:
+    def __init__(
+        self, target: Path, quality: int = 95, force: bool = False, mask_size: int = 0
+    ) -> None:
         self.target = Path(target)
         parent = self.target.parent
         if not parent.is_dir():
@@ -259,6 +263,7 @@ class FakesWriter:
             raise OutputError(f"{self.target} exists: pass --force to replace it")
         self.tmp = make_temp_dir(self.target)
         self.quality = quality
+        self.mask_size = mask_size
         self.rows: list[dict] = []
         self.landmark_rows: list[int] = []
         self.landmarks: list[np.ndarray] = []
@@ -277,7 +282,12 @@ class FakesWriter:
         self._write(rel, codecs.encode_jpeg(rgb, self.quality))
         if mask is not None:
             columns["mask"] = f"{MASKS_DIR}/{columns['split']}/{row:06d}.png"
-            grey = np.clip(np.asarray(mask, np.float32) * 255 + 0.5, 0, 255).astype(np.uint8)
+            mask = np.asarray(mask, np.float32)
+            if 0 < self.mask_size < max(mask.shape):
+                # Stored smaller (a set that must travel); readers resize it to the crop.
+                size = (self.mask_size, self.mask_size)
+                mask = cv2.resize(mask, size, interpolation=cv2.INTER_AREA)
+            grey = np.clip(mask * 255 + 0.5, 0, 255).astype(np.uint8)
             self._write(columns["mask"], codecs.encode_png(grey))
         self.rows.append({"file": rel, **{k: columns.get(k, "") for k in SAMPLE_COLUMNS[1:]}})
         if landmarks is not None:

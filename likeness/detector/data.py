@@ -182,8 +182,12 @@ class BatchSampler:
             if key is not None:
                 key = key * np.float32(work / rgb.shape[0])
             rgb = cv2.resize(rgb, (work, work), interpolation=cv2.INTER_AREA)
-            if mask is not None:
-                mask = cv2.resize(mask, (work, work), interpolation=cv2.INTER_AREA)
+        if mask is not None and mask.shape[:2] != rgb.shape[:2]:
+            # With the crop to its working size; a mask stored smaller (`--mask-size`)
+            # is enlarged smoothly.
+            shrink = mask.shape[0] > rgb.shape[0]
+            how = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+            mask = cv2.resize(mask, rgb.shape[1::-1], interpolation=how)
         return _View(rgb, mask), key
 
     def _online(self, rng: np.random.Generator, target: Sample | None = None) -> _View:

@@ -250,7 +250,7 @@ class FakesBuilder:
         items = [i for split in cfg.splits for i in self.pack.select(split)]
         if not items:
             raise InputError(f"pack {self.pack.root.name} has no items in {', '.join(cfg.splits)}")
-        writer = FakesWriter(self.out, cfg.quality, cfg.force)
+        writer = FakesWriter(self.out, cfg.quality, cfg.force, cfg.mask_size)
         try:
             with (progress or no_progress)("making fakes", len(items)) as step:
                 for split in cfg.splits:
