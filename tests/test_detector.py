@@ -665,9 +665,9 @@ def test_gpu_script_trains_from_the_tree_and_returns_what_the_tool_carries(astro
     )
     out = tmp_path / "out"
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-               PYTHONPATH=str(block), PRESET="tiny", MINUTES="0.1", BATCH="8", WORKERS="1",
-               DEVICE="cpu", DATA=str(astro_set), OUT=str(out), RUNS=str(tmp_path / "runs"),
-               OMP_NUM_THREADS="1")  # fmt: skip
+               PYTHONPATH=str(block), PRESET="tiny", INPUT="64", MINUTES="0.1", BATCH="8",
+               WORKERS="1", DEVICE="cpu", DATA=str(astro_set), OUT=str(out),
+               RUNS=str(tmp_path / "runs"), OMP_NUM_THREADS="1")  # fmt: skip
     done = subprocess.run(["bash", str(root / "tools/gpu/train_detector.sh")], cwd=root,
                           env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
