@@ -317,6 +317,26 @@ def test_masks_stored_small_give_the_batches_full_masks_give(tmp_path, astronaut
     assert (m0 - m1).abs().mean() < 0.01 and (m0 - m1).abs().max() < 0.3
 
 
+def test_batches_made_in_worker_processes_are_the_trainers_own(astro_set):
+    """batch_processes: whole batches made ahead in other processes (for a GPU) are
+    the batches the sampler makes in this one, in any order of asking."""
+    from likeness.datasets.fakes_format import FakesSet
+    from likeness.detector.config import TrainConfig, preset
+    from likeness.detector.data import BatchSampler
+    from likeness.detector.prefetch import BatchPrefetcher
+
+    data = FakesSet.open(astro_set)
+    train = TrainConfig(batch_size=8, online_sbi=0.5, batch_processes=2)
+    here = BatchSampler(data, preset("tiny"), train)
+    ahead = BatchPrefetcher(astro_set, preset("tiny"), train, 2)
+    try:
+        for step in (4, 5, 9, 2):
+            for a, b in zip(ahead.dense_batch(step), here.dense_batch(step), strict=True):
+                assert torch.equal(a, b)
+    finally:
+        ahead.close()
+
+
 def test_paired_fakes_are_made_from_a_real_crop_of_the_same_batch(astro_set):
     """paired=1: every fake is an online forgery of a real crop in its own batch, equal
     to it wherever its mask says nothing changed; paired=0 draws exactly as before."""
@@ -666,7 +686,7 @@ def test_gpu_script_trains_from_the_tree_and_returns_what_the_tool_carries(astro
     out = tmp_path / "out"
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
                PYTHONPATH=str(block), PRESET="tiny", INPUT="64", MINUTES="0.1", BATCH="8",
-               WORKERS="1", DEVICE="cpu", DATA=str(astro_set), OUT=str(out),
+               WORKERS="2", DEVICE="cpu", DATA=str(astro_set), OUT=str(out),
                RUNS=str(tmp_path / "runs"), OMP_NUM_THREADS="1")  # fmt: skip
     done = subprocess.run(["bash", str(root / "tools/gpu/train_detector.sh")], cwd=root,
                           env=env, capture_output=True, text=True, timeout=600)  # fmt: skip

@@ -150,6 +150,10 @@ class TrainConfig(JsonConfig):
     calibration_chunk: int = 16  # real val videos are also cut into runs of this many crops
     num_threads: int = 0  # torch CPU threads; 0 leaves torch's default
     num_workers: int = 0  # threads making batches (decode, self-blend, augment)
+    # Worker processes making whole batches ahead (`detector.prefetch`; 0 or 1: in the
+    # trainer's process). For a GPU, whose steps outrun one CPU core's ~50 crops a
+    # second; the batches are the same either way.
+    batch_processes: int = 0
     # Dense head: weight of its per-cell BCE against the fakes' masks (reals: all zero).
     mask_weight: float = 1.0
     # Share of the online fakes made by each pure family (fresh every batch, from the
@@ -199,6 +203,8 @@ class TrainConfig(JsonConfig):
             raise InputError(f"fake_fraction must be between 0 and 1, got {self.fake_fraction}")
         if not 0 <= self.ema < 1:
             raise InputError(f"ema must be in [0, 1), got {self.ema}")
+        if not 0 <= self.batch_processes <= 256:
+            raise InputError(f"batch_processes must be 0-256, got {self.batch_processes}")
         _check_families(self)
 
 

@@ -36,6 +36,7 @@ from likeness.detector.data import BatchSampler, evaluation_images, subsample
 from likeness.detector.model import Decision, save_weights
 from likeness.detector.network import FaceClassifier
 from likeness.detector.pooling import PoolingConfig, pool_scores
+from likeness.detector.prefetch import BatchPrefetcher
 from likeness.detector.scoring import crop_scores, uses_maps
 from likeness.errors import InputError
 from likeness.jsonio import json_safe
@@ -140,6 +141,9 @@ class Trainer:
         torch.manual_seed(train.seed)
         self.data = FakesSet.open(data_path)
         self.sampler = BatchSampler(self.data, config, train)
+        self._prefetch: BatchPrefetcher | None = None
+        if train.batch_processes > 1:
+            self._prefetch = BatchPrefetcher(self.data.root, config, train, train.batch_processes)
         # A left-out family stays out of model selection and calibration too.
         excluded = set(train.exclude_families)
         val = [
@@ -182,7 +186,8 @@ class Trainer:
         tr = self.train
         step = self.state.step
         torch.manual_seed(tr.seed * 1_000_003 + step)  # dropout: same on resume
-        images, labels, masks, known = (t.to(self.device) for t in self.sampler.dense_batch(step))
+        batches = self._prefetch or self.sampler
+        images, labels, masks, known = (t.to(self.device) for t in batches.dense_batch(step))
         lr = _lr(tr, step)
         for group in self.opt.param_groups:
             group["lr"] = lr
@@ -363,7 +368,12 @@ class Trainer:
         """Train until `train.steps`, `steps` more steps, or `minutes` pass; validate,
         calibrate and checkpoint every `checkpoint_every` and at the end (also on
         SIGTERM/SIGINT)."""
-        return run_chunk(self, CSV_FIELDS, minutes=minutes, steps=steps, progress=progress)
+        try:
+            return run_chunk(self, CSV_FIELDS, minutes=minutes, steps=steps, progress=progress)
+        finally:
+            if self._prefetch is not None:
+                self._prefetch.close()
+                self._prefetch = None
 
 
 def config_overrides(

@@ -16,7 +16,7 @@
 # before it replaces the shipped weights (held-out people, the issue's protocol).
 #
 # Settings (environment): PRESET (base), INPUT size (160), MINUTES of training (6.5),
-# BATCH (128), WORKERS (threads making batches, 14), EXTRA (more --set overrides,
+# BATCH (128), WORKERS (processes making batches, 14), EXTRA (more --set overrides,
 # space-separated), DATA (.gpu/fakes), DEVICE (cuda; cpu for a dry run here, PRESET=tiny).
 set -euo pipefail
 PRESET=${PRESET:-base}
@@ -44,7 +44,7 @@ test -f "$DATA/samples.csv" || { echo "no training set at $DATA (see the header)
 
 # The recipe: the shipped v3's augmentation and online share, plus a little grey and
 # degraded footage (the kinds of real video v3 flags), a moving average of the weights.
-sets=(--set "input_size=$INPUT" --set "batch_size=$BATCH" --set "num_workers=$WORKERS"
+sets=(--set "input_size=$INPUT" --set "batch_size=$BATCH" --set "batch_processes=$WORKERS"
       --set online_sbi=0.7 --set ema=0.998 --set warmup=100 --set checkpoint_every=200
       --set log_every=20)
 for s in $EXTRA; do sets+=(--set "$s"); done
@@ -54,14 +54,16 @@ cat > "$config" <<'JSON'
              "crop": 0.08, "colour": 0.7, "grayscale": 0.05, "degrade": 0.1}}
 JSON
 
-# Throughput probe: 30 steps, so that the cosine schedule ends when the time does.
+# Throughput probe: 60 steps (timed from step 20 on, after the workers' start), so that
+# the cosine schedule ends when the time does.
 likeness train detector --data "$DATA" --out "$RUNS/probe" --preset "$PRESET" \
-    --config "$config" "${sets[@]}" --set steps=30 --set checkpoint_every=1000 \
+    --config "$config" "${sets[@]}" --set steps=60 --set checkpoint_every=1000 \
     --device "$DEVICE" 2>&1 | tail -3
 steps=$(python3 - "$RUNS/probe/loss.csv" "$MINUTES" <<'PY'
 import csv, sys
-last = list(csv.DictReader(open(sys.argv[1])))[-1]
-per_step = float(last["time_s"]) / int(last["step"])  # the first steps' start-up included
+rows = [(int(r["step"]), float(r["time_s"])) for r in csv.DictReader(open(sys.argv[1]))]
+(s0, t0), (s1, t1) = rows[0], rows[-1]
+per_step = (t1 - t0) / (s1 - s0) if s1 > s0 else t1 / s1
 # 0.85: checkpoints and validation every 200 steps share the same minutes.
 print(max(100, int(float(sys.argv[2]) * 60 / per_step * 0.85)))
 PY
