@@ -79,3 +79,16 @@ FUZZ_COUNT ?= 6000
 fuzz: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m tests.reliability.fuzzing --target all --seed $(FUZZ_SEED) \
 	  --count $(FUZZ_COUNT) --jobs 2 --keep fuzz-failures
+
+# The training set that tools/gpu/train_detector.sh expects (a lent GPU's detector run):
+# the corpus packed (about 400 s on 2 cores; kept in GPU_PACK, outside .gpu, which travels
+# whole, for later runs), then the
+# train and val splits' fakes with small masks (165 s, 46 MB, under the device tool's
+# 64 MiB with the tracked tree). Then one device call: `bash tools/gpu/train_detector.sh`
+# with `.gpu` carried.
+GPU_PACK ?= $(OUT)/pack
+.PHONY: gpu-data
+gpu-data: models
+	test -f $(GPU_PACK)/manifest.json || $(LIKENESS) dataset pack $(CORPUS) -o $(GPU_PACK)
+	$(LIKENESS) dataset fakes --pack $(GPU_PACK) -o .gpu/fakes --every 4 --quality 80 \
+	  --mask-size 64 --split train --split val --force

@@ -4,8 +4,9 @@
 # is (Python 3.12, torch, timm, OpenCV, scikit-learn; no PyAV, c2pa or LiteRT: the
 # training code imports none of them) from the working tree, without installing.
 #
-# Here, on the CPU, first (165 s on one thread; 46 MB, which with the tracked tree's
-# 16 MB stays under the device tool's 64 MiB; `.gpu/` is git-ignored):
+# Here, on the CPU, first `make gpu-data`, which packs the corpus if needed and runs
+# (165 s on one thread; 46 MB, which with the tracked tree's 16 MB stays under the
+# device tool's 64 MiB; `.gpu/` is git-ignored):
 #   likeness dataset fakes --pack PACK -o .gpu/fakes --every 4 --quality 80 \
 #       --mask-size 64 --split train --split val
 # Then one device call: command `bash tools/gpu/train_detector.sh`, carry [".gpu"],
