@@ -80,11 +80,11 @@ fuzz: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m tests.reliability.fuzzing --target all --seed $(FUZZ_SEED) \
 	  --count $(FUZZ_COUNT) --jobs 2 --keep fuzz-failures
 
-# The training set that tools/gpu/train_detector.sh expects (a lent GPU's detector run):
+# The training set that tools/gpu/train_detector.py expects (a lent GPU's detector run):
 # the corpus packed (about 400 s on 2 cores; kept in GPU_PACK, outside .gpu, which travels
 # whole, for later runs), then the
 # train and val splits' fakes with small masks (165 s, 46 MB, under the device tool's
-# 64 MiB with the tracked tree). Then one device call: `bash tools/gpu/train_detector.sh`
+# 64 MiB with the tracked tree). Then one device call: `python3 tools/gpu/train_detector.py`
 # with `.gpu` carried.
 GPU_PACK ?= $(OUT)/pack
 .PHONY: gpu-data

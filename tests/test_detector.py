@@ -668,10 +668,10 @@ def test_left_out_family_never_reaches_a_batch(astro_set):
 
 
 def test_gpu_script_trains_from_the_tree_and_returns_what_the_tool_carries(astro_set, tmp_path):
-    """tools/gpu/train_detector.sh, dry run on the CPU (tiny preset): it probes the
-    throughput, sizes the schedule to the minutes given, and leaves the best weights,
-    their calibration and the logs in OUT, no more files than the device tool returns
-    (8), without the packages the GPU machine lacks."""
+    """tools/gpu/train_detector.py, dry run on the CPU (tiny preset, two batch processes):
+    it probes the throughput, sizes the schedule to the minutes given, and leaves the
+    best weights, their calibration and the logs in OUT, no more files than the device
+    tool returns (8), without the packages the GPU machine lacks, nor the CLI's."""
     import os
     import subprocess
     import sys
@@ -680,25 +680,26 @@ def test_gpu_script_trains_from_the_tree_and_returns_what_the_tool_carries(astro
     block = tmp_path / "block"
     block.mkdir()
     (block / "sitecustomize.py").write_text(
-        "import sys\nfor n in ('av', 'c2pa', 'ai_edge_litert', 'diffusers'):\n"
+        "import sys\nfor n in ('av', 'c2pa', 'ai_edge_litert', 'diffusers', 'typer'):\n"
         "    sys.modules[n] = None\n"
     )
     out = tmp_path / "out"
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-               PYTHONPATH=str(block), PRESET="tiny", INPUT="64", MINUTES="0.1", BATCH="8",
-               WORKERS="2", DEVICE="cpu", DATA=str(astro_set), OUT=str(out),
+    env = dict(os.environ, PYTHONPATH=str(block), PRESET="tiny", INPUT="64", MINUTES="0.1",
+               BATCH="8", WORKERS="2", DEVICE="cpu", DATA=str(astro_set), OUT=str(out),
                RUNS=str(tmp_path / "runs"), OMP_NUM_THREADS="1")  # fmt: skip
-    done = subprocess.run(["bash", str(root / "tools/gpu/train_detector.sh")], cwd=root,
-                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    script = str(root / "tools/gpu/train_detector.py")
+    done = subprocess.run([sys.executable, script], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     files = {p.name for p in out.iterdir()}
-    assert {"config.json", "model.safetensors", "loss.csv", "probe.txt"} <= files
+    assert {"config.json", "model.safetensors", "loss.csv", "probe.txt", "summary.json"} <= files
     assert len(files) <= 8
-    steps = int((out / "probe.txt").read_text().split()[1])
-    assert steps >= 100  # the floor: a schedule shorter than its warm-up is no run
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["planned_steps"] >= 100  # the floor: no schedule shorter than its warm-up
+    assert 0 < summary["step"] <= summary["planned_steps"]
+    assert summary["overrides"]["batch_processes"] == 2
     with (out / "loss.csv").open() as fh:
-        last = list(csv.DictReader(fh))[-1]
-    assert 0 < int(last["step"]) <= steps
+        assert int(list(csv.DictReader(fh))[-1]["step"]) == summary["step"]
 
 
 def test_training_starts_from_another_detectors_backbone(astro_set, tmp_path):

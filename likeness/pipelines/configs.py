@@ -138,7 +138,7 @@ class FakesConfig:
     # Side of the stored masks in pixels (0: the crop's). Masks are smooth, and the
     # detector reads them at its map's 20-28 cells a side: 64 px stores the train and
     # val splits' 2,731 masks (`--every 4`) in 3.3 MB instead of 26, so the set (46 MB)
-    # fits the GPU machine's 64 MiB carry (tools/gpu/train_detector.sh).
+    # fits the GPU machine's 64 MiB carry (tools/gpu/train_detector.py).
     mask_size: int = 0
     h264_share: float = 0.6  # videos round-tripped through H.264 (the rest through JPEG)
     crf: tuple[int, int] = (18, 32)
