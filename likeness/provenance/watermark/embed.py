@@ -241,7 +241,7 @@ class Embedder:
         return out
 
 
-def _marked(rgb: np.ndarray, signal: np.ndarray, fix: np.ndarray | None, gain: float):
+def _marked(rgb: np.ndarray, signal: np.ndarray, fix: np.ndarray | None, gain: float) -> np.ndarray:
     """clip(rgb + rint(the luma change split over R, G, B), 0, 255): a rounding,
     saturating add in C per channel (merging the uint8 channels back costs a quarter
     of merging three float32 changes first)."""
@@ -252,7 +252,17 @@ def _marked(rgb: np.ndarray, signal: np.ndarray, fix: np.ndarray | None, gain: f
                       for ch, c in zip(channels, SPLIT, strict=True)])  # fmt: skip
 
 
-def _fit_gain(rgb, signal, fix, gain, scale, max_gain, target, tries, window=(0.0, PSNR_WINDOW_DB)):
+def _fit_gain(
+    rgb: np.ndarray,
+    signal: np.ndarray,
+    fix: np.ndarray | None,
+    gain: float,
+    scale: float,
+    max_gain: float,
+    target: float,
+    tries: int,
+    window: tuple[float, float] = (0.0, PSNR_WINDOW_DB),
+) -> tuple[float, float, np.ndarray, float]:
     """Gain (and the informed correction's scale) that puts the rounded, clipped
     output's PSNR `window` dB above the target (the aim is PSNR_MARGIN_DB above it);
     the last output and its MSE."""
