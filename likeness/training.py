@@ -134,6 +134,23 @@ def read_losses(run: Path) -> list[dict]:
         ]
 
 
+def parse_sets(items: Sequence[str]) -> dict:
+    """`--set key=value` items as config overrides; a value that reads as JSON is that
+    JSON (numbers, booleans, lists), any other value a string."""
+    import json
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--set wants key=value, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
 def config_overrides(
     path: Path | None,
     preset_name: str | None,

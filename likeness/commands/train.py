@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
+from likeness.training import parse_sets
 from likeness.ui import console, progress_bar, safe
 
 
@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
         from likeness.config import choose_device
         from likeness.generator.train import Trainer, config_overrides
 
-        overrides = config_overrides(config, preset, _parse_sets(set_))
+        overrides = config_overrides(config, preset, parse_sets(set_))
         trainer = Trainer(
             pack, out, overrides=overrides, device=choose_device(device), resume=resume
         )
@@ -85,21 +85,6 @@ def _stopped(trainer, state) -> None:
         f"stopped at step {state.step} after {state.seconds / 60:.1f} min of "
         f"training; weights in {safe(trainer.out / 'weights')}"
     )
-
-
-def _parse_sets(items: list[str]) -> dict:
-    from likeness.errors import InputError
-
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InputError(f"--set wants key=value, got {item!r}")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
 
 
 def _register_detector(train_app: typer.Typer) -> None:
@@ -146,7 +131,7 @@ def _register_detector(train_app: typer.Typer) -> None:
         from likeness.config import choose_device
         from likeness.detector.train import Trainer, config_overrides
 
-        overrides = config_overrides(config, preset, _parse_sets(set_))
+        overrides = config_overrides(config, preset, parse_sets(set_))
         trainer = Trainer(
             data, out, overrides=overrides, device=choose_device(device), resume=resume
         )

@@ -62,13 +62,6 @@ PROBE_STEPS = 60
 TIME_SHARE = 0.85
 
 
-def _value(text: str):
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def _steps_per_second(loss_csv: Path) -> float:
     """From the probe's log, timed from its first logged step on (after the workers'
     start)."""
@@ -82,6 +75,7 @@ def main() -> int:
     import torch
 
     from likeness.detector.train import Trainer
+    from likeness.training import parse_sets
 
     env = {k: os.environ.get(k, v) for k, v in SETTINGS.items()}
     data, out, runs = Path(env["DATA"]), Path(env["OUT"]), Path(env["RUNS"])
@@ -104,9 +98,7 @@ def main() -> int:
         "log_every": 20,
         "augment": AUGMENT,
     }
-    for item in env["EXTRA"].split():
-        key, _, text = item.partition("=")
-        overrides[key] = _value(text)
+    overrides.update(parse_sets(env["EXTRA"].split()))
     minutes = float(env["MINUTES"])
 
     probe = Trainer(data, runs / "probe", overrides={**overrides, "steps": PROBE_STEPS,
