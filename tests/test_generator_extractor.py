@@ -156,3 +156,22 @@ def test_damage_jpeg_codes_rgb_so_fine_red_detail_survives_as_in_any_jpeg():
     swapped = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     lost = float(np.abs(np.diff(swapped[..., 0].astype(float), axis=1)).mean())
     assert contrast > 1.5 * lost, (contrast, lost)
+
+
+def test_freeze_keeps_the_named_networks_as_loaded_and_trains_the_rest(tiny_pack, tiny_weights, tmp_path):  # noqa: F811,E501
+    from likeness.errors import InputError
+    from likeness.generator.train import Trainer
+
+    overrides = {
+        "preset": "tiny", "batch_size": 2, "lr": 1e-3, "warmup": 1, "steps": 100,
+        "checkpoint_every": 100, "photo_fraction": 0.0, "init": str(tiny_weights),
+        "extractor_weight": 0.0, "freeze": ["renderer.decoder"],
+    }  # fmt: skip
+    Trainer(tiny_pack, tmp_path / "run", overrides=overrides).run(steps=3)
+    init, got = _state(tiny_weights), _state(tmp_path / "run" / "weights")
+    decoder = [k for k in init if k.startswith("renderer.decoder.")]
+    assert decoder and all(torch.equal(init[k], got[k]) for k in decoder)
+    motion = [k for k in init if k.startswith("renderer.dense_motion.") and "weight" in k]
+    assert any(not torch.equal(init[k], got[k]) for k in motion)
+    with pytest.raises(InputError, match="no generator parameter starts with 'renderer.decodr'"):
+        Trainer(tiny_pack, tmp_path / "r", overrides={**overrides, "freeze": ["renderer.decodr"]})

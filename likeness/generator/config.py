@@ -175,6 +175,9 @@ class TrainConfig(JsonConfig):
     # A generator weights folder (config.json + model.safetensors) a new run starts
     # from: its config replaces the preset's and every network loads its weights.
     init: str = ""
+    # Parameter-name prefixes (e.g. "renderer.decoder") that keep their loaded weights:
+    # a fine-tune of the motion and warp alone leaves the decoder's look as it was.
+    freeze: tuple[str, ...] = ()
     # A new run's extractor input size (0: the model config's); the weights carry it.
     extractor_size: int = 0
     augment: ExtractorAugment = field(default_factory=ExtractorAugment)  # mode "extractor"
