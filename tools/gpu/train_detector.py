@@ -93,6 +93,11 @@ def main() -> int:
         "batch_processes": int(env["WORKERS"]),
         "online_sbi": 0.7,
         "ema": 0.998,
+        # 5e-4, not the trainer's 1e-3: from scratch on this CPU (batch 32) the small
+        # preset had not started learning by step 600 at 1e-3 (validation crop AUC 0.46)
+        # and started near step 700 at 5e-4; the base preset at 5e-4 had not started by
+        # step 1,145 (0.50, 56 min). Untried at batch 128: read loss.csv's val_auc first.
+        "lr": 5e-4,
         "warmup": 100,
         "checkpoint_every": 200,
         "log_every": 20,
