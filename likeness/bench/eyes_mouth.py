@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,11 @@ class FrameSeries:
     psnr: np.ndarray
     ssim: np.ndarray
     l1: np.ndarray
+    # Mean |frame-to-frame change of the output - that of the truth| (pixels in [0, 1]):
+    # lag and jitter both count; read it on --consecutive frames.
+    motion_error: float = float("nan")
+    motion_out: float = float("nan")  # mean |frame-to-frame change| of the output
+    motion_truth: float = float("nan")  # ... and of the truth
 
     def summary(self) -> dict:
         def err(a: np.ndarray) -> float:
@@ -72,6 +77,9 @@ class FrameSeries:
             "psnr": float(np.nanmean(self.psnr)),
             "ssim": float(np.nanmean(self.ssim)),
             "l1": float(np.nanmean(self.l1)),
+            "motion_error": self.motion_error,
+            "motion_out": self.motion_out,
+            "motion_truth": self.motion_truth,
         }
 
 
@@ -100,6 +108,8 @@ def measure_clip(model, stack, clip, lip_gain: float = 1.0) -> FrameSeries:
             m = measure(stack, image)
             series["m" + tag].append(fm.mouth_open(m.landmarks) if m else np.nan)
             series["g" + tag].append(fm.gaze_coords(m.landmarks, m.irises) if m else _nan_gaze())
+    d_out = np.diff(frames.astype(np.float32) / 255, axis=0)
+    d_truth = np.diff(truth.astype(np.float32) / 255, axis=0)
     px = kpt.to_pixels(kps, size)
     gaze_kp = np.stack([fm.gaze_coords_kp(k) for k in px])
     return FrameSeries(
@@ -115,21 +125,30 @@ def measure_clip(model, stack, clip, lip_gain: float = 1.0) -> FrameSeries:
         img.psnr,
         img.ssim,
         img.l1,
+        float(np.abs(d_out - d_truth).mean()),
+        float(np.abs(d_out).mean()),
+        float(np.abs(d_truth).mean()),
     )
 
 
-def smooth_driving(clip, how: str) -> np.ndarray:
+def smooth_driving(clip, how: str, head_cutoff: float | None = None) -> np.ndarray:
     """The clip's (unsmoothed, consecutive) keypoints smoothed as `animate` did before
-    (`head`: one One Euro filter) or does now (`split`: kp_smooth), or not at all."""
+    (`head`: one One Euro filter) or does now (`split`: kp_smooth, its head filter's
+    still cut-off `head_cutoff` Hz where given), or not at all."""
     from likeness.faces.smooth import OneEuroFilter
-    from likeness.generator.kp_smooth import KeypointSmoother
+    from likeness.generator.kp_smooth import HEAD, KeypointSmoother
     from likeness.media import probe
     from likeness.pipelines.driving import _interocular
 
     if how == "none":
         return clip.keypoints
     fps = probe(clip.path).fps or 25.0
-    smoother = OneEuroFilter() if how == "head" else KeypointSmoother()
+    if how == "head":
+        smoother = OneEuroFilter()
+    elif head_cutoff is None:
+        smoother = KeypointSmoother()
+    else:
+        smoother = KeypointSmoother(head=replace(HEAD, min_cutoff=head_cutoff))
     scale = _interocular(clip.keypoints[0])
     return np.stack(
         [smoother(k, i / fps, scale=scale) for i, k in enumerate(clip.keypoints)]
@@ -171,6 +190,7 @@ def main(argv: list[str] | None = None) -> None:
         help="the first --frames frames in a row, unsmoothed, then --driving-smooth as animate",
     )
     ap.add_argument("--driving-smooth", choices=("none", "head", "split"), default="split")
+    ap.add_argument("--head-cutoff", type=float, help="split: the head filter's still cut-off (Hz)")
     ap.add_argument("--weights", type=Path, help="model folder (default: the shipped model)")
     args = ap.parse_args(argv)
     model = GeneratorModel.from_pretrained(args.weights)
@@ -179,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.consecutive:
         clips = load_clips(args.clips, args.frames, stack, size, False, every=1)
         for clip in clips:
-            clip.keypoints = smooth_driving(clip, args.driving_smooth)
+            clip.keypoints = smooth_driving(clip, args.driving_smooth, args.head_cutoff)
     else:
         clips = load_clips(args.clips, args.frames, stack, size, not args.unsmoothed)
     rows = [measure_clip(model, stack, c, lip_gain=args.lip_gain).summary() for c in clips]
