@@ -131,12 +131,15 @@ def measure_clip(model, stack, clip, lip_gain: float = 1.0) -> FrameSeries:
     )
 
 
-def smooth_driving(clip, how: str, head_cutoff: float | None = None) -> np.ndarray:
+def smooth_driving(
+    clip, how: str, head_cutoff: float | None = None, expression_cutoff: float | None = None
+) -> np.ndarray:
     """The clip's (unsmoothed, consecutive) keypoints smoothed as `animate` did before
-    (`head`: one One Euro filter) or does now (`split`: kp_smooth, its head filter's
-    still cut-off `head_cutoff` Hz where given), or not at all."""
+    (`head`: one One Euro filter) or does now (`split`: kp_smooth, its head and
+    expression filters' still cut-offs `head_cutoff` and `expression_cutoff` Hz where
+    given), or not at all."""
     from likeness.faces.smooth import OneEuroFilter
-    from likeness.generator.kp_smooth import HEAD, KeypointSmoother
+    from likeness.generator.kp_smooth import EXPRESSION, HEAD, KeypointSmoother
     from likeness.media import probe
     from likeness.pipelines.driving import _interocular
 
@@ -145,10 +148,14 @@ def smooth_driving(clip, how: str, head_cutoff: float | None = None) -> np.ndarr
     fps = probe(clip.path).fps or 25.0
     if how == "head":
         smoother = OneEuroFilter()
-    elif head_cutoff is None:
-        smoother = KeypointSmoother()
     else:
-        smoother = KeypointSmoother(head=replace(HEAD, min_cutoff=head_cutoff))
+        head = HEAD if head_cutoff is None else replace(HEAD, min_cutoff=head_cutoff)
+        expression = (
+            EXPRESSION
+            if expression_cutoff is None
+            else replace(EXPRESSION, min_cutoff=expression_cutoff)
+        )
+        smoother = KeypointSmoother(head=head, expression=expression)
     scale = _interocular(clip.keypoints[0])
     return np.stack(
         [smoother(k, i / fps, scale=scale) for i, k in enumerate(clip.keypoints)]
@@ -191,6 +198,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--driving-smooth", choices=("none", "head", "split"), default="split")
     ap.add_argument("--head-cutoff", type=float, help="split: the head filter's still cut-off (Hz)")
+    ap.add_argument(
+        "--expression-cutoff", type=float, help="split: the lips' and lids' still cut-off (Hz)"
+    )
     ap.add_argument("--weights", type=Path, help="model folder (default: the shipped model)")
     args = ap.parse_args(argv)
     model = GeneratorModel.from_pretrained(args.weights)
@@ -199,7 +209,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.consecutive:
         clips = load_clips(args.clips, args.frames, stack, size, False, every=1)
         for clip in clips:
-            clip.keypoints = smooth_driving(clip, args.driving_smooth, args.head_cutoff)
+            clip.keypoints = smooth_driving(
+                clip, args.driving_smooth, args.head_cutoff, args.expression_cutoff
+            )
     else:
         clips = load_clips(args.clips, args.frames, stack, size, not args.unsmoothed)
     rows = [measure_clip(model, stack, c, lip_gain=args.lip_gain).summary() for c in clips]
