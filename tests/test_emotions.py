@@ -166,7 +166,7 @@ def test_each_emotion_moves_the_rendered_face_its_own_way(face_stack, rendered):
     """Mesh measures (mouth corners, width, gap, brows, lids, upper lip) of each
     emotion's render minus the neutral render point the way the real actors' faces
     moved, each nearer its own real direction than any other's (measured cosines
-    0.83-0.99 on the astronaut)."""
+    0.84-0.99 on the astronaut)."""
     cos = _cosines(face_stack, rendered)
     assert (np.diag(cos) >= 0.7).all(), np.round(np.diag(cos), 2)
     assert (cos.argmax(axis=1) == np.arange(len(emo.EMOTIONS))).all(), np.round(cos, 2)
@@ -184,7 +184,7 @@ def test_each_emotion_moves_the_rendered_face_its_own_way(face_stack, rendered):
 @needs_shipped
 def test_each_emotion_still_reads_its_own_way_with_the_eye_detail(face_stack, source):
     """The shipped output (eye detail on): every emotion's measured change still points
-    its own real way (cosines measured 0.71-0.99; surprise's nearest is fear's, see
+    its own real way (cosines measured 0.68-0.99; surprise's nearest is fear's, see
     `rendered`)."""
     cos = _cosines(face_stack, _render_emotions(source, eye_detail=True))
     assert (np.diag(cos) >= 0.65).all(), np.round(np.diag(cos), 2)
