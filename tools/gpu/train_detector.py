@@ -16,7 +16,11 @@ loss.csv, the run's summary and the throughput probe. Score it here with
 
     likeness bench detector --pack FAKES --weights OUT_FOLDER -o bench-out
 
-before it replaces the shipped weights (held-out people, the issue's protocol).
+before it replaces the shipped weights (held-out people, the issue's protocol). Read
+the returned loss.csv's val_auc column first: from scratch on the CPU the base preset
+had not started learning after 1,145 steps of batch 32 at lr 5e-4 (validation crop
+AUC 0.50; the detector card, 2026-12-07 late); a GPU run that stays near 0.5 has not
+either, whatever its calibration says.
 
 Settings (environment): PRESET (base), INPUT size (160), MINUTES of training (6.5),
 BATCH (128), WORKERS (processes making batches, 14), EXTRA (more field=value overrides,
