@@ -49,7 +49,7 @@ class KeypointSmoother:
 
     def __init__(
         self,
-        head: OneEuroConfig | None = HEAD,
+        head: OneEuroConfig = HEAD,
         expression: OneEuroConfig | None = EXPRESSION,
         rows: tuple[int, ...] = FAST_ROWS,
     ) -> None:
