@@ -55,16 +55,19 @@ def test_smoothing_keeps_speech_on_the_lips_and_the_head_on_its_own_filter():
     old = _run(OneEuroFilter(), t, tracked)
     new = _run(KeypointSmoother(), t, tracked)
     gain_old, gain_new = fm.gain(_gap(old), _gap(clean)), fm.gain(_gap(new), _gap(clean))
-    # measured: 0.68 with the lips' own filter, 0.18 with the 0.5 Hz filter alone
+    # measured: 0.82 with the lips' own 12 Hz filter (0.68 at 6 Hz), 0.18 with the 0.5 Hz
+    # filter alone
     assert gain_new >= 0.6, gain_new
     assert gain_new >= gain_old + 0.3, (gain_old, gain_new)
     # the head (the rigid rows) is the head filter's (kp_smooth.HEAD) alone
     rigid = list(kpt.RIGID_ROWS)
     head = _run(OneEuroFilter(HEAD), t, tracked)
     np.testing.assert_allclose(new[:, rigid], head[:, rigid], atol=1e-5)
-    # and the lips are still smoother than the tracker's raw jitter
+    # and the lips are still smoother than the tracker's raw jitter: 0.83 of it left at
+    # 12 Hz (0.6 at the 6 Hz used until 2026-12-07 late; kp_smooth.EXPRESSION says why
+    # the output is better for the lighter filter)
     rough = lambda x: np.abs(np.diff(_gap(x), 2)).mean()  # noqa: E731
-    assert rough(new) < 0.8 * rough(tracked), (rough(new), rough(tracked))
+    assert rough(new) < 0.9 * rough(tracked), (rough(new), rough(tracked))
 
 
 def test_the_head_filter_follows_a_nod_the_old_one_damped_and_still_calms_jitter():

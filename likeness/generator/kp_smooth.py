@@ -8,9 +8,10 @@ the mouth at 3 to 5 Hz; blinks last about 0.15 s. So the head (every row) has it
 filter (`HEAD`: since 2026-12-07 late a 4 Hz still cut-off, which follows turns and
 nods without damping them), and the expression of the lips, jaw and lids (their change
 since the first frame once the head motion is taken out) is filtered on its own with a
-cut-off above speech rate, then put back on the smoothed head. The irises keep the head
-filter: their frame-to-frame change on these clips is mostly tracking noise (the
-still-image gaze measure moves 0.045 eye widths between frames of a steady gaze).
+cut-off well above speech rate (`EXPRESSION`), then put back on the smoothed head.
+The irises keep the head filter: their frame-to-frame change on these clips is mostly
+tracking noise (the still-image gaze measure moves 0.045 eye widths between frames of
+a steady gaze).
 """
 
 from __future__ import annotations
@@ -29,8 +30,18 @@ FAST_ROWS: tuple[int, ...] = (*kpt.LIP_ROWS, *kpt.JAW_ROWS, *kpt.EYELID_ROWS)
 # the truth's: head filter alone gain 0.56 / correlation 0.66; expression cut-off 3 Hz
 # 0.68 / 0.79, 6 Hz 0.77 / 0.84, 10 Hz 0.82 / 0.86; unsmoothed 0.90 / 0.88. Frame to
 # frame roughness of the gap (mean |2nd difference|, 0.0222 unsmoothed): 0.0076, 0.0091,
-# 0.0122, 0.0146. 6 Hz keeps most of the speech and half the tracking noise out.
-EXPRESSION = OneEuroConfig(min_cutoff=6.0, beta=2.0)
+# 0.0122, 0.0146. 6 Hz kept most of the speech and half the tracking noise out.
+# 12 Hz since 2026-12-07 late, measured on the output, not the keypoints. Self-
+# reenactment, 8 held-out clips x 40 consecutive frames (`eyes_mouth --consecutive
+# --expression-cutoff HZ`, head at 4 Hz), 6 / 12 Hz / no filter: mouth-open correlation
+# 0.686 / 0.717 / 0.762, the mouth box's frame-to-frame error 0.0303 / 0.0303 / 0.0291.
+# Cross-reenactment, where a driver's tracking noise would show as lip jitter (`animate`
+# of 4 test photos by test clips of other people, 50 frames, `/work/exp/iris/g4.py`):
+# the output mouth box's frame-to-frame change on the driver's stillest quarter of
+# frames 0.0134 / 0.0132 / 0.0139, its correlation with the driver's mouth change 0.760
+# / 0.785 / 0.795. 12 Hz follows the mouth better without shaking it more; no filter
+# starts to.
+EXPRESSION = OneEuroConfig(min_cutoff=12.0, beta=2.0)
 # The head: 4 Hz still cut-off (was the tracker's 0.5 Hz until 2026-12-07 late). Self-
 # reenactment of 8 held-out clips, 40 consecutive frames each (`python -m
 # likeness.bench.eyes_mouth --consecutive --head-cutoff HZ`, shipped renderer), head
