@@ -283,3 +283,13 @@ def test_bench_mouth_figures_skip_frames_without_a_face():
     assert figures["mouth_open_corr"] == pytest.approx(1.0)
     assert figures["mouth_open_error"] == pytest.approx(0.05)  # (0 + 0.05 + 0.1) / 3
     assert mouth_figures(truth[::-1].copy(), truth)["mouth_open_corr"] < 0
+
+
+def test_train_cli_refuses_a_set_without_a_value_in_one_line(capsys, tmp_path: Path):
+    from likeness.generator.refiner.train import main
+
+    code = main(["--pairs", str(tmp_path), "--out", str(tmp_path / "run"), "--set", "lr"])
+    assert code != 0
+    out = capsys.readouterr().out.strip()
+    assert out == "error: --set wants key=value, got 'lr'", out
+    assert not (tmp_path / "run").exists()

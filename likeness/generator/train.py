@@ -123,19 +123,17 @@ class Trainer:
             for name, p in self.nets.named_parameters():
                 p.requires_grad_(name.startswith("extractor."))
         self.disc = PatchDiscriminator().to(self.device) if train.losses.gan > 0 else None
-        frozen = tuple(train.freeze)
-        names = [n for n, _ in self.nets.named_parameters()]
+        frozen = tuple(train.freeze)  # str.startswith(()) is False: nothing frozen
+        params = dict(self.nets.named_parameters())
         for prefix in frozen:
-            if not any(n.startswith(prefix) for n in names):
+            if not any(n.startswith(prefix) for n in params):
                 raise InputError(f"freeze: no generator parameter starts with {prefix!r}")
-        for name, p in self.nets.named_parameters():
-            if frozen and name.startswith(frozen):
+        gen_params = []
+        for name, p in params.items():
+            if name.startswith(frozen):
                 p.requires_grad_(False)
-        gen_params = [
-            p
-            for n, p in self.nets.named_parameters()
-            if not n.startswith("extractor.") and not (frozen and n.startswith(frozen))
-        ]
+            elif not name.startswith("extractor."):
+                gen_params.append(p)
         self.opt = torch.optim.AdamW(
             gen_params, lr=train.lr, weight_decay=train.weight_decay, betas=(0.5, 0.999)
         )

@@ -220,19 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--limit", type=int, default=None, help="read at most N train pairs")
     args = parser.parse_args(argv)
-    overrides = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
-    if args.preset:
-        overrides["preset"] = args.preset
     from likeness.errors import LikenessError
     from likeness.ui import progress_bar
 
     try:
+        overrides = training.parse_sets(args.set)
+        if args.preset:
+            overrides["preset"] = args.preset
         trainer = RefinerTrainer(
             args.pairs, args.out, overrides=overrides, resume=args.resume, limit=args.limit
         )
