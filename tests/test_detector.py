@@ -1022,3 +1022,51 @@ def test_a_run_with_the_dense_evidence_on_validates_and_ships_with_it(astro_set,
     # (the weights ship in float16: within 0.01 here)
     np.testing.assert_allclose(probs, shipped.decision.calibration(want), atol=0.02)
     assert shipped.decision.threshold == pytest.approx(trainer.decision.threshold)
+
+
+def test_the_threshold_holds_real_faces_at_half_size_too(astro_set, tmp_path):
+    """The false-positive quantile is taken over the real validation videos as they are
+    and shrunk to `threshold_scales`; none of them, at either size, is over it (with 3
+    real videos and runs the 1 % quantile is their maximum)."""
+    from likeness.detector.data import shrunk
+    from likeness.detector.model import DetectorModel
+    from likeness.detector.pooling import pool_scores
+
+    trainer = _train(astro_set, tmp_path / "run", steps=120, threshold_scales=[0.5])
+    model = DetectorModel.from_pretrained(tmp_path / "run" / "weights")
+    decision = model.decision
+    assert decision.threshold == pytest.approx(trainer.decision.threshold)
+    assert set(decision.validation["video_fpr_by_scale"]) == {"1", "0.5"}
+    videos: dict[str, list] = {}
+    for s in trainer.val:
+        if s.label == 0:
+            videos.setdefault(s.video, []).append(trainer.data.read(s))
+    assert len(videos) == 3
+    pooled = {
+        scale: [pool_scores(model.probabilities(np.stack([shrunk(c, scale) for c in crops])),
+                            decision.pooling) for crops in videos.values()]
+        for scale in (1.0, 0.5)
+    }  # fmt: skip
+    # (weights in float16 and the images resized alike: within 0.01)
+    assert max(pooled[1.0] + pooled[0.5]) <= decision.threshold + 0.01
+    # and it had to: the same network calibrated on the faces as they are alone would
+    # flag a real video at half size (this tiny detector learnt "blurred = blended")
+    trainer.train = dataclasses.replace(trainer.train, threshold_scales=())
+    trainer.validate()
+    assert set(trainer.decision.validation["video_fpr_by_scale"]) == {"1"}
+    assert trainer.decision.threshold < max(pooled[0.5])
+
+
+def test_shrunk_keeps_the_size_and_drops_the_detail():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (64, 64, 3), np.uint8)
+    from likeness.detector.data import shrunk
+
+    half = shrunk(img, 0.5)
+    assert half.shape == img.shape and half.dtype == np.uint8
+    assert shrunk(img, 1.0) is img
+    # noise has its energy in the top octave, which halving removes
+    assert (
+        np.abs(np.diff(half.astype(float), axis=1)).mean()
+        < 0.5 * np.abs(np.diff(img.astype(float), axis=1)).mean()
+    )

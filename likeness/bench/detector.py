@@ -103,15 +103,12 @@ def _test_set(pack: Path, workdir: Path, quick: bool):
 
 
 def _images(data, samples, condition: str) -> np.ndarray:
+    from likeness.detector.data import shrunk
     from likeness.media import codecs
 
     crops = [data.read(s) for s in samples]
     if condition == "downscale_50":
-        crops = [
-            cv2.resize(cv2.resize(c, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA),
-                       (c.shape[1], c.shape[0]), interpolation=cv2.INTER_LINEAR)
-            for c in crops
-        ]  # fmt: skip
+        crops = [shrunk(c, 0.5) for c in crops]
     elif condition == "h264_crf28":
         by_video: dict[str, list[int]] = {}
         for i, s in enumerate(samples):

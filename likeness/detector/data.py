@@ -118,6 +118,17 @@ def augment(
 resize_to = resize_square  # the crop at the network's input size
 
 
+def shrunk(img: np.ndarray, scale: float) -> np.ndarray:
+    """The crop as a face `scale` times the size would give it: shrunk (area
+    averaging), then enlarged back to its own size. What `scan` sees of a small face,
+    since alignment enlarges every face to the 256 px crop."""
+    if scale >= 1:
+        return img
+    h, w = img.shape[:2]
+    small = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 # ---------------------------------------------------------------- batches
 
 
@@ -285,11 +296,14 @@ class BatchSampler:
         )
 
 
-def evaluation_images(data: FakesSet, samples: list[Sample], size: int) -> np.ndarray:
-    """Crops as the detector sees them at scan time: no augmentation, resized."""
+def evaluation_images(
+    data: FakesSet, samples: list[Sample], size: int, scale: float = 1.0
+) -> np.ndarray:
+    """Crops as the detector sees them at scan time: no augmentation, resized; with
+    `scale` < 1, as a face that much smaller in the frame would give them (`shrunk`)."""
     out = np.empty((len(samples), size, size, 3), np.uint8)
     for i, s in enumerate(samples):
-        out[i] = resize_to(data.read(s), size)
+        out[i] = resize_to(shrunk(data.read(s), scale), size)
     return out
 
 

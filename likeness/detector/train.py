@@ -8,7 +8,8 @@ threshold) and `weights/` (the exportable detector: config.json, model.safetenso
 calibration.json, refreshed at every checkpoint). Calibration and the threshold come
 from the validation split (identities never trained on): Platt or isotonic on crop
 logits, then the threshold at `target_fpr` on real validation videos (each cut into
-runs of `calibration_chunk` crops, pooled as `likeness scan` pools them).
+runs of `calibration_chunk` crops, pooled as `likeness scan` pools them), scored as
+they are and at each of `threshold_scales` (smaller faces).
 Imports only torch, numpy, OpenCV, timm, safetensors and scikit-learn.
 """
 
@@ -153,6 +154,7 @@ class Trainer:
         ]
         self.val = subsample(val, train.val_max, seed=train.seed)
         self._val_images: np.ndarray | None = None
+        self._small_val_images: dict[float, np.ndarray] = {}
         self.network = FaceClassifier(config).to(self.device)
         if train.init and ckpt is None:
             init_backbone(self.network, Path(train.init))
@@ -216,15 +218,28 @@ class Trainer:
         """The network that is validated, calibrated and written to weights/."""
         return self.average.network if self.average is not None else self.network
 
-    @torch.no_grad()
     def val_logits(self) -> np.ndarray:
+        """Crop scores (`TrainConfig.score`) of the validation split as it is."""
         if self._val_images is None:
             self._val_images = evaluation_images(self.data, self.val, self.config.input_size)
+        return self._crop_scores(self._val_images)
+
+    def _real_val_scores(self, indices: list[int], scale: float) -> np.ndarray:
+        """Crop scores of the real validation crops `indices` at `scale` of their size."""
+        if scale not in self._small_val_images:
+            samples = [self.val[i] for i in indices]
+            self._small_val_images[scale] = evaluation_images(
+                self.data, samples, self.config.input_size, scale
+            )
+        return self._crop_scores(self._small_val_images[scale])
+
+    @torch.no_grad()
+    def _crop_scores(self, images: np.ndarray) -> np.ndarray:
         network = self.exported.eval()
         dense = uses_maps(self.train.score, network.mask_head is not None)
         out = []
-        for start in range(0, len(self.val), 64):
-            x = to_tensor(self._val_images[start : start + 64], self.device)
+        for start in range(0, len(images), 64):
+            x = to_tensor(images[start : start + 64], self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 if dense:
                     logits, mask = network.forward_dense(x)
@@ -282,8 +297,14 @@ class Trainer:
         if len(real) == 0:
             self.calibration_note = "not calibrated: no real validation videos"
             return None
-        empirical = threshold_at_fpr(real, tr.target_fpr)
-        fitted = fitted_threshold_at_fpr(real, tr.target_fpr) if len(real) >= 3 else empirical
+        real_at = {1.0: real} | self._small_real_video_scores(
+            runs, video_labels, calibration, pooling
+        )
+        real_all = np.concatenate(list(real_at.values()))
+        empirical = threshold_at_fpr(real_all, tr.target_fpr)
+        fitted = (
+            fitted_threshold_at_fpr(real_all, tr.target_fpr) if len(real_all) >= 3 else empirical
+        )
         threshold = max(empirical, fitted)
         fake = video_scores[video_labels == 1]
         self.calibration_note = ""
@@ -295,6 +316,11 @@ class Trainer:
             "fake_videos": int(len(fake)),
             "video_run": tr.calibration_chunk,
             "video_fpr": float(np.mean(real > threshold)),
+            # the real videos and runs at each size the threshold was fitted over
+            "video_fpr_by_scale": {
+                f"{scale:g}": float(np.mean(scores > threshold))
+                for scale, scores in real_at.items()
+            },
             # threshold: the higher of the empirical quantile and a logit-normal tail fit
             "threshold_empirical": empirical,
             "threshold_fitted": fitted,
@@ -320,6 +346,22 @@ class Trainer:
             validation=json_safe(validation),
             score=tr.score,
         )
+
+    def _small_real_video_scores(
+        self, runs: list[list[int]], labels: np.ndarray, calibration, pooling: PoolingConfig
+    ) -> dict[float, np.ndarray]:
+        """Pooled probabilities of the real validation videos and runs at each of
+        `threshold_scales`, as `_calibrate` pools them as they are."""
+        real_runs = [idx for idx, label in zip(runs, labels, strict=True) if label == 0]
+        indices = sorted({i for idx in real_runs for i in idx})
+        position = {i: k for k, i in enumerate(indices)}
+        out: dict[float, np.ndarray] = {}
+        for scale in self.train.threshold_scales:
+            probs = calibration(self._real_val_scores(indices, scale))
+            out[scale] = np.array(
+                [pool_scores(probs[[position[i] for i in idx]], pooling) for idx in real_runs]
+            )
+        return out
 
     # ------------------------------------------------------------ checkpoints
 
