@@ -258,6 +258,55 @@ def test_the_iris_loss_reads_where_the_dark_of_the_eye_sits_and_pulls_it_there()
     assert pred.grad[0, 0][at_target].mean() > 0
 
 
+def _mouth_image(gap: float, turn: float = 0.0, size: int = 128):
+    """A grey crop with a dark gap of `gap` (normalised units) between the inner lips,
+    one mouth of 0.6 wide, turned by `turn` radians about its centre."""
+    import torch
+
+    from likeness.generator import losses as L
+
+    c, s = np.cos(turn), np.sin(turn)
+    centre = np.array([0.0, 0.4])
+
+    def place(x, y):
+        return centre + np.array([c * x - s * y, s * x + c * y])
+
+    kp = np.zeros((kpt.N_KEYPOINTS, 3), np.float32)
+    kp[L._MOUTH_CORNERS[0], :2], kp[L._MOUTH_CORNERS[1], :2] = place(-0.3, 0), place(0.3, 0)
+    kp[L._INNER_LIPS[0], :2], kp[L._INNER_LIPS[1], :2] = place(0, -gap / 2), place(0, gap / 2)
+    yy, xx = (np.mgrid[:size, :size] + 0.5) / size * 2 - 1
+    along = c * (xx - centre[0]) + s * (yy - centre[1])
+    across = -s * (xx - centre[0]) + c * (yy - centre[1])
+    image = np.full((size, size, 3), 0.7, np.float32)
+    image[(np.abs(along) < 0.27) & (np.abs(across) < gap / 2)] = 0.1
+    return torch.from_numpy(image).permute(2, 0, 1)[None], torch.from_numpy(kp)[None]
+
+
+def test_the_mouth_profile_reads_how_far_the_lips_part_and_pulls_the_render_open():
+    from likeness.generator import losses as L
+
+    closed, kp_closed = _mouth_image(0.02)
+    open_, kp_open = _mouth_image(0.16)
+    # darker in the middle rows the wider the gap; the outer rows are the lips' grey
+    p_closed, p_open = L.mouth_profiles(closed, kp_open)[0], L.mouth_profiles(open_, kp_open)[0]
+    assert p_open[7:9].max() < 0.25 and p_closed[7:9].min() > 0.5
+    assert abs(p_open[0] - 0.7) < 0.05 and abs(p_closed[0] - 0.7) < 0.05
+    # the window turns with the mouth: a turned open mouth reads as the upright one
+    turned, kp_turned = _mouth_image(0.16, turn=0.3)
+    # (the turned band's edges are stepped pixels: compare the gap's rows and the total)
+    p_turned = L.mouth_profiles(turned, kp_turned)[0]
+    np.testing.assert_allclose(p_turned[6:10], p_open[6:10], atol=0.03)
+    assert abs(p_turned.mean() - p_open.mean()) < 0.03
+    assert L.mouth_profile_loss(open_, open_, kp_open) < 1e-6
+    pred = closed.clone().requires_grad_(True)
+    loss = L.mouth_profile_loss(pred, open_, kp_open)
+    assert loss > 0.1
+    loss.backward()
+    # the gradient darkens where the target's lips part (lowering the loss)
+    parted = (open_[0, 0] < 0.5) & (closed[0, 0] > 0.5)
+    assert pred.grad[0, 0][parted].mean() > 0
+
+
 # ---------------------------------------------------------------- gaze retargeting
 
 _ROWS = {p: i for i, p in enumerate(kpt.MESH_POINTS)}

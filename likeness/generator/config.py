@@ -111,6 +111,7 @@ class LossWeights(JsonConfig):
     regions: float = 2.0  # extra L1 inside eye and mouth boxes
     mouth: float = 0.0  # extra L1 inside the mouth box, on top of `regions`
     iris: float = 0.0  # render's iris position (losses.iris_loss) against the target's
+    mouth_profile: float = 0.0  # render's luminance across the mouth against the target's
     gan: float = 0.0  # patch GAN (with feature matching); off until reconstruction converges
     feature_matching: float = 0.0
 

@@ -123,6 +123,48 @@ def iris_loss(pred: torch.Tensor, target: torch.Tensor, keypoints: torch.Tensor)
     return (iris_centroids(pred, keypoints) - want).norm(dim=2).mean()
 
 
+# Rows of the mouth's corners (subject's right, left) and of the inner lips (upper, lower).
+_MOUTH_CORNERS = (kpt.MESH_POINTS.index(61), kpt.MESH_POINTS.index(291))
+_INNER_LIPS = tuple(kpt.MOUTH_ROWS)
+
+
+def mouth_profiles(
+    images: torch.Tensor, keypoints: torch.Tensor, rows: int = 16, cols: int = 12
+) -> torch.Tensor:
+    """(B, rows): the luminance across the mouth, row by row, each row averaged along
+    the mouth. The window sits between the inner lips and spans the corners (one mouth
+    width along, 0.8 across), turned with the mouth. Averaging along the mouth keeps
+    what opening it is (where the lips part, how dark and how tall the gap between
+    them) and drops where its detail sits sideways, which a pixel L1 blurs away."""
+    b = images.shape[0]
+    lum = (0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2])[:, None]
+    right, left = keypoints[:, _MOUTH_CORNERS[0], :2], keypoints[:, _MOUTH_CORNERS[1], :2]
+    upper, lower = keypoints[:, _INNER_LIPS[0], :2], keypoints[:, _INNER_LIPS[1], :2]
+    centre, axis = (upper + lower) / 2, left - right  # axis: one mouth width
+    normal = torch.stack([-axis[:, 1], axis[:, 0]], 1)
+    gy, gx = torch.meshgrid(
+        torch.linspace(-0.4, 0.4, rows, device=images.device, dtype=images.dtype),
+        torch.linspace(-0.5, 0.5, cols, device=images.device, dtype=images.dtype),
+        indexing="ij",
+    )
+    grid = (
+        centre[:, None, None]
+        + gx[None, ..., None] * axis[:, None, None]
+        + gy[None, ..., None] * normal[:, None, None]
+    )
+    return F.grid_sample(lum, grid, align_corners=False).reshape(b, rows, cols).mean(2)
+
+
+def mouth_profile_loss(
+    pred: torch.Tensor, target: torch.Tensor, keypoints: torch.Tensor
+) -> torch.Tensor:
+    """Mean absolute difference of the render's and the target's `mouth_profiles`,
+    both read in the target's mouth window."""
+    with torch.no_grad():
+        want = mouth_profiles(target, keypoints)
+    return (mouth_profiles(pred, keypoints) - want).abs().mean()
+
+
 def hinge_d_loss(real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]) -> torch.Tensor:
     loss = real[0][-1].new_zeros(())
     for r, f in zip(real, fake, strict=True):
