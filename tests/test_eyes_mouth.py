@@ -285,7 +285,7 @@ def _mouth_image(gap: float, turn: float = 0.0, size: int = 128):
 def test_the_mouth_profile_reads_how_far_the_lips_part_and_pulls_the_render_open():
     from likeness.generator import losses as L
 
-    closed, kp_closed = _mouth_image(0.02)
+    closed, _ = _mouth_image(0.02)
     open_, kp_open = _mouth_image(0.16)
     # darker in the middle rows the wider the gap; the outer rows are the lips' grey
     p_closed, p_open = L.mouth_profiles(closed, kp_open)[0], L.mouth_profiles(open_, kp_open)[0]
