@@ -28,6 +28,7 @@ from likeness import training
 from likeness.datasets.fakes_format import FAMILIES, FakesSet, Sample, family_group
 from likeness.detector import metrics
 from likeness.detector.calibrate import (
+    Calibration,
     fit_calibration,
     fitted_threshold_at_fpr,
     threshold_at_fpr,
@@ -348,7 +349,11 @@ class Trainer:
         )
 
     def _small_real_video_scores(
-        self, runs: list[list[int]], labels: np.ndarray, calibration, pooling: PoolingConfig
+        self,
+        runs: list[list[int]],
+        labels: np.ndarray,
+        calibration: Calibration,
+        pooling: PoolingConfig,
     ) -> dict[float, np.ndarray]:
         """Pooled probabilities of the real validation videos and runs at each of
         `threshold_scales`, as `_calibrate` pools them as they are."""
