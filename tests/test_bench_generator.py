@@ -228,6 +228,13 @@ def test_quick_bench_writes_tables_and_signed_media(
     assert len(self_rows) == 2 and self_rows[0]["frames"] == 7
     for method in ("ours", "affine", "no_motion", "learned"):
         assert {"psnr", "ssim", "l1", "face_psnr", "face_lost"} <= set(self_rows[0][method])
+    # Consecutive frames with animate's smoothing: every clip, its frames in a row.
+    consecutive = result["self_reenactment_consecutive"]
+    assert "self_reenactment_consecutive" in result["method"]
+    assert [r["clip"] for r in consecutive["clips"]] == ["astro-a.mp4", "astro-b.mp4"]
+    assert all(r["frames"] == 7 for r in consecutive["clips"])  # 8 frames in each clip
+    overall = consecutive["overall"]
+    assert overall["psnr"] > 10 and 0 < overall["motion_error"] < 0.5
     # Two people, one photo, one driver each in a quick run; never the photo's identity.
     assert result["inputs"]["cross_pairs"] == ["portrait.png x astro-a.mp4"]
     speed = result["speed"]

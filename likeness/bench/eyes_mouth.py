@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -179,6 +180,29 @@ def load_clips(names: list[str], frames: int, stack, size: int, smooth: bool = T
         if clip is not None:
             clips.append(clip)
     return clips
+
+
+def consecutive_self_reenactment(
+    model, stack, paths: list[Path], frames: int, advance: Callable[[int], None] | None = None
+) -> dict:
+    """Self-reenactment on each clip's first `frames` frames in a row, the driving
+    keypoints smoothed as `animate` smooths them (`kp_smooth`): per clip `measure_clip`'s
+    summary, and their mean. What sparse frames cannot show: the smoothing's lag and
+    jitter (`motion_error`) and the mouth and gaze at the rate a driver moves them."""
+    from likeness.bench.generator_inputs import load_clip
+
+    rows = []
+    for path in paths:
+        clip = load_clip(path, stack, model.config.output_size, frames, smooth=False, every=1)
+        if clip is None or len(clip.crops) < 3:
+            continue
+        clip.keypoints = smooth_driving(clip, "split")
+        rows.append(measure_clip(model, stack, clip).summary())
+        if advance is not None:
+            advance(1)
+    keys = [k for k in (rows[0] if rows else {}) if k not in ("clip", "frames")]
+    mean = {k: round(float(np.nanmean([r[k] for r in rows])), 5) for k in keys}
+    return {"frames": frames, "clips": rows, "overall": mean}
 
 
 def main(argv: list[str] | None = None) -> None:
