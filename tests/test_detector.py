@@ -1070,3 +1070,41 @@ def test_shrunk_keeps_the_size_and_drops_the_detail():
         np.abs(np.diff(half.astype(float), axis=1)).mean()
         < 0.5 * np.abs(np.diff(img.astype(float), axis=1)).mean()
     )
+
+
+def test_real_smooth_softens_real_crops_only():
+    """`real_smooth` blurs the real slots of a batch and leaves the fakes' stream alone."""
+    rng = np.random.default_rng(3)
+    from likeness.detector.data import softened
+
+    img = rng.integers(0, 256, (256, 256, 3), np.uint8)
+    soft = softened(img, np.random.default_rng(0))
+    assert soft.shape == img.shape
+    assert (
+        np.abs(np.diff(soft.astype(float), axis=1)).mean()
+        < 0.5 * np.abs(np.diff(img.astype(float), axis=1)).mean()
+    )
+
+
+def test_real_smooth_reaches_the_real_slots_of_a_batch_and_not_the_fakes(astro_set):
+    from likeness.datasets.fakes_format import FakesSet
+    from likeness.detector.config import AugmentConfig, TrainConfig, preset
+    from likeness.detector.data import BatchSampler
+
+    data = FakesSet.open(astro_set)
+    plain = AugmentConfig(flip=0, crop=0, colour=0, blur=0, resize=0, jpeg=0, h264=0, noise=0)
+
+    def batch(real_smooth: float):
+        augment = dataclasses.replace(plain, real_smooth=real_smooth)
+        sampler = BatchSampler(data, preset("tiny"), TrainConfig(augment=augment))
+        return sampler.batch(0, 16)
+
+    (x0, y0), (x1, y1) = batch(0.0), batch(1.0)
+    assert torch.equal(y0, y1)
+    real, fake = y0 == 0, y0 == 1
+
+    def detail(x):
+        return (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().flatten(1).mean(1)
+
+    assert (detail(x1[real]) < detail(x0[real])).all()
+    assert torch.equal(x1[fake], x0[fake])

@@ -111,6 +111,15 @@ class AugmentConfig(JsonConfig):
     # without, and two runs of one recipe and seed differ by more than that (the model
     # card, 2026-12-02). Drawn only when above 0, so runs without it keep their stream.
     sharpen: float = 0.0
+    # Probability that a *real* crop is softened (Gaussian blur, sigma 0.5-1.3 px at 256
+    # px) before the common chain: the one change not applied alike, because the classes
+    # differ there by how the fakes are made. Most fake families hold less fine detail
+    # than real crops (Laplacian variance of the face: this generator 0.62x, self-blends
+    # and low-res faces 0.6x, swaps and lip-sync 0.8-0.9x; the card, 2026-12-02), so a
+    # detector can learn "smooth = fake", which flags soft real footage (a webcam
+    # interview frame scores 0.94 with v3) and passes crisp fakes. Softening some reals
+    # makes smoothness say less about the label. Drawn only when above 0.
+    real_smooth: float = 0.0
 
 
 @dataclass(frozen=True)

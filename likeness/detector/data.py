@@ -7,7 +7,7 @@ the batches it would have seen.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -116,6 +116,13 @@ def augment(
 
 
 resize_to = resize_square  # the crop at the network's input size
+
+
+def softened(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A real crop with less fine detail (`AugmentConfig.real_smooth`): a Gaussian blur
+    of sigma 0.5-1.3 px at 256 px."""
+    sigma = rng.uniform(0.5, 1.3) * rgb.shape[1] / 256
+    return cv2.GaussianBlur(np.ascontiguousarray(rgb), (0, 0), sigma)
 
 
 def shrunk(img: np.ndarray, scale: float) -> np.ndarray:
@@ -239,6 +246,9 @@ class BatchSampler:
             view = self._fake(rng)
         else:
             view = self._work(self.reals[int(rng.integers(len(self.reals)))])[0]
+        smooth = self.train.augment.real_smooth
+        if not label and smooth > 0 and rng.random() < smooth:
+            view = replace(view, rgb=softened(view.rgb, rng))
         if view.mask is None:
             return augment(view.rgb, self.train.augment, rng, self.config.input_size), None
         return augment(view.rgb, self.train.augment, rng, self.config.input_size, view.mask)
