@@ -118,7 +118,14 @@ class AugmentConfig(JsonConfig):
     # and low-res faces 0.6x, swaps and lip-sync 0.8-0.9x; the card, 2026-12-02), so a
     # detector can learn "smooth = fake", which flags soft real footage (a webcam
     # interview frame scores 0.94 with v3) and passes crisp fakes. Softening some reals
-    # makes smoothness say less about the label. Drawn only when above 0.
+    # makes smoothness say less about the label. Drawn only when above 0. Measured
+    # 2026-12-08 and left off: in training batches "smoother = fake" alone separates
+    # the classes at AUC 0.608 (0.5: 0.515), but a 600-step fine-tune of the 12-07
+    # from-scratch run with 0.5 against the same without it (lr 2e-4, one thread each)
+    # lost validation video AUC at every checkpoint (0.826 -> 0.726 against 0.847 ->
+    # 0.830) and test AUC on every family (all 0.792 -> 0.738), and the real test
+    # crops' score still rose with their detail (correlation 0.145 against 0.141;
+    # v3 0.09): these detectors call crisp real faces fake, not soft ones.
     real_smooth: float = 0.0
 
 
