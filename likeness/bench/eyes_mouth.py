@@ -194,10 +194,9 @@ def consecutive_self_reenactment(
     rows = []
     for path in paths:
         clip = load_clip(path, stack, model.config.output_size, frames, smooth=False, every=1)
-        if clip is None or len(clip.crops) < 3:
-            continue
-        clip.keypoints = smooth_driving(clip, "split")
-        rows.append(measure_clip(model, stack, clip).summary())
+        if clip is not None and len(clip.crops) >= 3:  # else no face, or too few frames
+            clip.keypoints = smooth_driving(clip, "split")
+            rows.append(measure_clip(model, stack, clip).summary())
         if advance is not None:
             advance(1)
     keys = [k for k in (rows[0] if rows else {}) if k not in ("clip", "frames")]

@@ -111,12 +111,13 @@ class LossWeights(JsonConfig):
     regions: float = 2.0  # extra L1 inside eye and mouth boxes
     mouth: float = 0.0  # extra L1 inside the mouth box, on top of `regions`
     iris: float = 0.0  # render's iris position (losses.iris_loss) against the target's
-    # The render's luminance across the mouth against the target's (losses.mouth_profile_
-    # loss). Measured 2026-12-08: the shipped recipe (decoder frozen, mouth 2, iris 1, gan
-    # 0.05, feature matching 0.5, 400 steps, lr 1e-4, seed 5) with it at 4 and without:
-    # the term itself 0.0253 both (steps 75-400), and on 8 test clips x 40 consecutive
-    # frames (`bench.eyes_mouth --consecutive`) mouth-open correlation 0.775 / 0.771
-    # (shipped 0.771), gain 0.562 / 0.568, PSNR 26.64 / 26.65: no effect. Off.
+    # The render's luminance across the mouth against the target's
+    # (`losses.mouth_profile_loss`). Measured 2026-12-08: the shipped recipe (decoder
+    # frozen, mouth 2, iris 1, gan 0.05, feature matching 0.5, 400 steps, lr 1e-4, seed
+    # 5) with it at 4 and without: the term itself 0.0253 both (steps 75-400), and on 8
+    # test clips x 40 consecutive frames (`bench.eyes_mouth --consecutive`) mouth-open
+    # correlation 0.775 / 0.771 (shipped 0.771), gain 0.562 / 0.568, PSNR 26.64 /
+    # 26.65: no effect. Off.
     mouth_profile: float = 0.0
     gan: float = 0.0  # patch GAN (with feature matching); off until reconstruction converges
     feature_matching: float = 0.0
